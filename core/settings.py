@@ -1,0 +1,111 @@
+"""Every setting of Wonders, read from the environment (and an optional `.env`), checked at start.
+
+Each field is documented in README.md and `.env.example`; the environment variable is the field name in
+upper case (`clip_model` -> `CLIP_MODEL`).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "openai/clip-vit-large-patch14"
+
+
+class Settings(BaseSettings):
+    """Typed settings object; build it with `load_settings()` to get a readable error on bad values."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Model
+    clip_model: str = Field(DEFAULT_MODEL, description="CLIP model name on the hub, or a local folder")
+    clip_device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="where the model runs")
+    clip_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto", description="weights precision; auto = fp16 on CUDA, bf16 on a CPU with bf16, else fp32"
+    )
+    encode_batch_size: int = Field(8, ge=1, le=512, description="images per forward pass during ingest")
+    torch_threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = torch's default")
+
+    # Stores
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset = the embedded store")
+    qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server")
+    qdrant_timeout_s: float = Field(10.0, gt=0, le=600, description="timeout of one Qdrant server call")
+    hnsw_ef: int = Field(128, ge=4, le=4096, description="HNSW search beam width (recall vs speed)")
+    indexing_threshold_kb: int = Field(
+        10000, ge=0, description="Qdrant builds HNSW for a segment above this size (KB); 0 = never"
+    )
+
+    # Files
+    images_dir: Path = Field(Path("images"), description="the photo library")
+    data_dir: Path = Field(Path("data"), description="embedded shard, thumbnails, reports")
+    classes_file: Path = Field(
+        Path(__file__).with_name("classes.yaml"), description="the classes and their prompts"
+    )
+    thumb_size: int = Field(384, ge=32, le=2048, description="longest side of a thumbnail, pixels")
+
+    # Serving
+    port: int = Field(8000, ge=1, le=65535, description="where `make run` serves")
+    max_upload_mb: float = Field(20.0, gt=0, le=1024, description="largest accepted upload, MB")
+    max_image_pixels: int = Field(
+        50_000_000, ge=1_000, description="images with more pixels are refused (decompression bombs)"
+    )
+    query_cache_size: int = Field(512, ge=0, description="text queries whose vectors are cached")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log verbosity")
+
+    @field_validator("qdrant_url", "qdrant_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("clip_model")
+    @classmethod
+    def _model_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a model or a folder")
+        return value.strip()
+
+    @property
+    def embedded(self) -> bool:
+        """True when the embedded store (no Qdrant server) is used."""
+        return self.qdrant_url is None
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The upload limit in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @cached_property
+    def shard_dir(self) -> Path:
+        """Where the embedded Qdrant shards live."""
+        return self.data_dir / "qdrant"
+
+    @cached_property
+    def thumbs_dir(self) -> Path:
+        """Where thumbnails are written."""
+        return self.data_dir / "thumbs"
+
+    @cached_property
+    def crosscheck_report(self) -> Path:
+        """The JSON report of the last FAISS cross-check."""
+        return self.data_dir / "crosscheck.json"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment; on a bad value print what is wrong and exit with code 2."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as err:
+        lines = ["Invalid settings:"]
+        for problem in err.errors():
+            name = ".".join(str(p) for p in problem["loc"]).upper()
+            lines.append(f"  {name}: {problem['msg']} (got {problem.get('input')!r})")
+        lines.append("See README.md, section 'Settings', or .env.example.")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

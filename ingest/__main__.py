@@ -1,0 +1,112 @@
+"""`python -m ingest [PATH ...]`: encode new photos and make them searchable (behind `make ingest`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from core.classes import ClassesFileError
+from core.images import is_image_name
+from core.settings import Settings, load_settings
+from core.store import CollectionMismatch, StoreUnavailable, open_store
+from ingest.handoff import find_service
+
+EMPTY_LIBRARY_HINT = """\
+The photo library ({images_dir}) holds no photos yet, so there is nothing to search.
+  - `make dataset` downloads a CC-licensed landmark library (a dozen photos per class; --full for ~180),
+  - or copy your own photos into {images_dir}/ (any folders),
+then run `make ingest` (the running service picks them up without a restart)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
+    parser.add_argument("paths", nargs="*", type=Path, help="files or folders (default: IMAGES_DIR)")
+    parser.add_argument(
+        "--recreate", action="store_true", help="drop the collections and re-encode everything"
+    )
+    parser.add_argument("--no-crosscheck", action="store_true", help="skip the FAISS cross-check")
+    parser.add_argument(
+        "--no-handoff", action="store_true", help="never hand the work to a running service"
+    )
+    parser.add_argument(
+        "--if-empty-hint", action="store_true", help="with an empty library, explain how to fill it"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def library_is_empty(settings: Settings) -> bool:
+    """True when the photo library holds no file with an image name."""
+    root = settings.images_dir
+    return not root.is_dir() or not any(p.is_file() and is_image_name(p) for p in root.rglob("*"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ingest job; exit 0 on success (skipped files included), 1 on failure, 2 on bad input."""
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if args.if_empty_hint and not args.paths and library_is_empty(settings):
+        print(EMPTY_LIBRARY_HINT.format(images_dir=settings.images_dir))
+        return 0
+    paths = args.paths or [settings.images_dir]
+    if settings.embedded and not args.no_handoff:
+        service = find_service(settings.data_dir, settings.port)
+        if service is not None:
+            return _ingest_in_service(service, paths, args)
+    return _ingest_here(settings, paths, args)
+
+
+def _ingest_in_service(service: object, paths: list[Path], args: argparse.Namespace) -> int:
+    from ingest.handoff import RunningService
+
+    assert isinstance(service, RunningService)
+    print(f"A Wonders service is running at {service.url}: handing the ingest to it.")
+    service.start(paths, args.recreate)
+    final = service.follow(show_progress=not args.quiet)
+    if final.get("state") == "failed":
+        print(f"error: {final.get('error')}", file=sys.stderr)
+        return 1
+    print(final.get("summary", ""))
+    if final.get("crosscheck_summary"):
+        print(final["crosscheck_summary"])
+    return 0
+
+
+def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace) -> int:
+    from core.encoder import ClipEncoder
+    from ingest.crosscheck import format_report, run_crosscheck, save_report
+    from ingest.pipeline import run_ingest
+
+    store = open_store(settings)
+    try:
+        store.ping()
+        encoder = ClipEncoder(
+            settings.clip_model, settings.clip_device, settings.clip_precision, settings.torch_threads
+        )
+        report = run_ingest(
+            settings, encoder, store, paths, recreate=args.recreate, show_progress=not args.quiet
+        )
+        print(report.summary())
+        if not args.no_crosscheck:
+            check = run_crosscheck(store, settings)
+            save_report(check, settings.crosscheck_report)
+            print(format_report(check))
+        return 0
+    except CollectionMismatch as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ClassesFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Cross-check Qdrant's answers against FAISS: an exact flat inner-product index over the same vectors.
+
+Recall@k of Qdrant's answers against FAISS's exact ones, over sample queries (stored image vectors and the
+class prompt vectors). Qdrant searches exhaustively until a segment passes its indexing threshold, so the
+report carries `indexed_vectors` beside the recall, and a second check copies the vectors into a
+temporary embedded shard configured to build HNSW, so the approximate index is measured too.
+Run it with `make crosscheck` (or `python -m ingest.crosscheck`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from core.settings import Settings, load_settings
+from core.store import IMAGES, PROMPTS, PointRecord, StoreError, VectorStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+def load_vectors(store: VectorStore, name: str) -> tuple[list[str], np.ndarray]:
+    """Every id and vector of a collection."""
+    ids, rows = [], []
+    for point in store.scroll(name, with_vectors=True, batch=1024):
+        if point.vector is not None:
+            ids.append(point.id)
+            rows.append(point.vector)
+    if not rows:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    return ids, np.stack(rows).astype(np.float32)
+
+
+def recall_at_k(
+    store: VectorStore, name: str, ids: list[str], vectors: np.ndarray, queries: np.ndarray, k: int
+) -> float:
+    """Mean fraction of FAISS's exact top-k that Qdrant also returns in its top-k."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    k = min(k, len(ids))
+    _, exact = index.search(queries, k)
+    total = 0.0
+    for query, row in zip(queries, exact, strict=True):
+        truth = {ids[i] for i in row if i >= 0}
+        got = {hit.id for hit in store.query(name, query, limit=k)}
+        total += len(truth & got) / max(1, len(truth))
+    return total / max(1, len(queries))
+
+
+def sample_queries(store: VectorStore, vectors: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
+    """Up to `samples` stored vectors plus every class prompt vector."""
+    rng = np.random.default_rng(seed)
+    chosen = vectors[rng.choice(len(vectors), size=min(samples, len(vectors)), replace=False)]
+    _, prompt_vectors = load_vectors(store, PROMPTS)
+    if prompt_vectors.size and prompt_vectors.shape[1] == vectors.shape[1]:
+        chosen = np.concatenate([chosen, prompt_vectors])
+    return chosen.astype(np.float32)
+
+
+def hnsw_recall(
+    ids: list[str], vectors: np.ndarray, queries: np.ndarray, k: int, hnsw_ef: int
+) -> dict[str, Any]:
+    """Copy the vectors into a temporary shard that builds HNSW at any size, and measure its recall."""
+    from core.store.embedded import EmbeddedStore
+
+    with tempfile.TemporaryDirectory(prefix="wonders-crosscheck-") as tmp:
+        scratch = EmbeddedStore(Path(tmp), hnsw_ef=hnsw_ef, indexing_threshold_kb=1)
+        scratch.ensure_collection(IMAGES, {"dim": int(vectors.shape[1]), "model": "crosscheck"})
+        for start in range(0, len(ids), 1024):
+            scratch.upsert(
+                IMAGES,
+                [
+                    PointRecord(id=i, payload={}, vector=v)
+                    for i, v in zip(ids[start : start + 1024], vectors[start : start + 1024], strict=True)
+                ],
+            )
+        started = time.perf_counter()
+        scratch.optimize(IMAGES)
+        build_s = time.perf_counter() - started
+        stats = scratch.stats(IMAGES)
+        recall = recall_at_k(scratch, IMAGES, ids, vectors, queries, k)
+        scratch.close()
+    return {
+        "recall_at_k": round(recall, 4),
+        "indexed_vectors": stats.indexed_vectors,
+        "hnsw_ef": hnsw_ef,
+        "build_seconds": round(build_s, 3),
+    }
+
+
+def run_crosscheck(store: VectorStore, settings: Settings, samples: int = 100, k: int = 12) -> dict[str, Any]:
+    """Measure Qdrant's recall@k against FAISS on the live collection and on an HNSW-indexed copy."""
+    ids, vectors = load_vectors(store, IMAGES)
+    report: dict[str, Any] = {
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "k": k,
+        "points": len(ids),
+    }
+    if not ids:
+        report.update({"recall_at_k": None, "queries": 0, "note": "the collection is empty"})
+        return report
+    queries = sample_queries(store, vectors, samples)
+    stats = store.stats(IMAGES)
+    report.update(
+        {
+            "queries": len(queries),
+            "recall_at_k": round(recall_at_k(store, IMAGES, ids, vectors, queries, k), 4),
+            "indexed_vectors": stats.indexed_vectors,
+            "search": "hnsw" if stats.indexed_vectors >= len(ids) else "exhaustive (below indexing threshold)",
+            "hnsw_copy": hnsw_recall(ids, vectors, queries, k, settings.hnsw_ef),
+        }
+    )
+    return report
+
+
+def save_report(report: dict[str, Any], path: Path) -> None:
+    """Write the report atomically where the API reads it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """One readable paragraph."""
+    if not report.get("queries"):
+        return "cross-check: the collection is empty, nothing to compare"
+    copy = report["hnsw_copy"]
+    return (
+        f"cross-check vs FAISS flat: recall@{report['k']} = {report['recall_at_k']:.4f} over "
+        f"{report['queries']} queries, {report['points']} points, {report['indexed_vectors']} in HNSW "
+        f"({report['search']}); HNSW-indexed copy: recall@{report['k']} = {copy['recall_at_k']:.4f} "
+        f"({copy['indexed_vectors']} indexed, ef={copy['hnsw_ef']})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ingest.crosscheck`: rerun the cross-check and save its report."""
+    parser = argparse.ArgumentParser(prog="python -m ingest.crosscheck", description=__doc__)
+    parser.add_argument("--samples", type=int, default=100, help="stored vectors used as queries")
+    parser.add_argument("-k", type=int, default=12, help="neighbours compared per query")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    store = open_store(settings)
+    try:
+        report = run_crosscheck(store, settings, samples=args.samples, k=args.k)
+    except StoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    save_report(report, settings.crosscheck_report)
+    print(format_report(report))
+    print(f"report saved to {settings.crosscheck_report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

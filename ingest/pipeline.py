@@ -1,0 +1,337 @@
+"""The ingest pipeline: hash, skip what is known, decode in threads while the model encodes, label, write.
+
+Crash safety: a point is written in one upsert with its complete payload, after its thumbnail, so a run
+killed at any moment leaves only complete points, and the next run encodes exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from core.classes import load_classes
+from core.encoder import ClipEncoder
+from core.ids import image_point_id, sha256_hex
+from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
+from core.settings import Settings
+from core.store.base import IMAGES, PointRecord, VectorStore
+from core.thumbnails import write_thumb
+from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
+from ingest.attribution import attribution_for
+from ingest.scan import scan
+
+log = logging.getLogger(__name__)
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass
+class IngestReport:
+    """What a run did: the summary printed at the end and returned by the service."""
+
+    new: int = 0
+    already_indexed: int = 0
+    duplicates: int = 0
+    renamed: int = 0
+    relabelled: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    encode_seconds: float = 0.0
+    total_points: int = 0
+
+    @property
+    def images_per_s(self) -> float:
+        """New images per second of wall time."""
+        return self.new / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "new": self.new,
+            "already_indexed": self.already_indexed,
+            "duplicates": self.duplicates,
+            "renamed": self.renamed,
+            "relabelled": self.relabelled,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_s, 3),
+            "total_points": self.total_points,
+        }
+
+    def summary(self) -> str:
+        """Human summary, one line per fact, then one line per skipped file."""
+        lines = [
+            f"new: {self.new}   already indexed: {self.already_indexed}   duplicates: {self.duplicates}"
+            f"   renamed: {self.renamed}   re-labelled: {self.relabelled}   skipped: {len(self.skipped)}",
+            f"time: {self.seconds:.1f} s   {self.images_per_s:.2f} images/s   "
+            f"collection now holds {self.total_points} images",
+        ]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Candidate:
+    path: Path
+    sha256: str
+    point_id: str
+    size: int
+
+
+@dataclass
+class _Decoded:
+    candidate: _Candidate
+    image: DecodedImage | None
+    thumb: bytes | None
+    error: str | None
+
+
+def relative_path(path: Path, images_dir: Path) -> str:
+    """The path stored in the payload: relative to the library when inside it, else absolute."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(images_dir.resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def prepare_classifier(
+    settings: Settings, encoder: ClipEncoder, store: VectorStore
+) -> tuple[ZeroShotClassifier, str, bool]:
+    """The classifier for the current classes file; rebuilt and stored when prompts or model changed.
+
+    Returns (classifier, fingerprint, changed)."""
+    classes = load_classes(settings.classes_file)
+    fingerprint = prompts_fingerprint(classes, encoder.identity.model)
+    meta = encoder.identity.as_meta()
+    store.ensure_collection("prompts", meta)
+    if ZeroShotClassifier.stored_fingerprint(store) == fingerprint:
+        stored = ZeroShotClassifier.load(store)
+        if stored is not None:
+            return stored, fingerprint, False
+    classifier = ZeroShotClassifier.from_prompts(classes, encoder, encoder.logit_scale)
+    classifier.save(store, meta, fingerprint)
+    return classifier, fingerprint, True
+
+
+def run_ingest(
+    settings: Settings,
+    encoder: ClipEncoder,
+    store: VectorStore,
+    paths: Iterable[Path] | None = None,
+    recreate: bool = False,
+    show_progress: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> IngestReport:
+    """Make every new image under `paths` (default: the library) searchable; see the module docstring."""
+    started = time.perf_counter()
+    report = IngestReport()
+    meta = encoder.identity.as_meta()
+    store.ensure_collection(IMAGES, meta, recreate=recreate)
+    if recreate:
+        store.ensure_collection("prompts", meta, recreate=True)
+    classifier, fingerprint, _ = prepare_classifier(settings, encoder, store)
+
+    scanned = scan(list(paths) if paths else [settings.images_dir])
+    report.skipped += [(str(p), reason) for p, reason in scanned.skipped]
+    candidates = _hash_files(scanned.files, report, show_progress)
+    todo = _new_candidates(settings, store, candidates, report)
+
+    _encode_and_write(settings, encoder, store, classifier, fingerprint, todo, report, show_progress, on_progress)
+    report.relabelled = relabel_stale(store, classifier, fingerprint, show_progress)
+    store.optimize(IMAGES)
+    report.total_points = store.count(IMAGES)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _hash_files(files: list[Path], report: IngestReport, show_progress: bool) -> list[_Candidate]:
+    """Read and hash every file; unreadable and empty files are skipped here."""
+    candidates = []
+    for path in tqdm(files, desc="hashing", unit="file", disable=not show_progress, leave=False):
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            report.skipped.append((str(path), f"cannot read ({err.strerror or err})"))
+            continue
+        if not data:
+            report.skipped.append((str(path), "empty file"))
+            continue
+        digest = sha256_hex(data)
+        candidates.append(_Candidate(path, digest, image_point_id(digest), len(data)))
+    return candidates
+
+
+def _new_candidates(
+    settings: Settings, store: VectorStore, candidates: list[_Candidate], report: IngestReport
+) -> list[_Candidate]:
+    """Drop what is already indexed (fixing the path of renamed files) and in-run duplicates."""
+    unique: dict[str, _Candidate] = {}
+    for candidate in candidates:
+        if candidate.point_id in unique:
+            report.duplicates += 1
+        else:
+            unique[candidate.point_id] = candidate
+    todo = []
+    items = list(unique.values())
+    for start in range(0, len(items), 256):
+        chunk = items[start : start + 256]
+        known = {p.id: p for p in store.retrieve(IMAGES, [c.point_id for c in chunk])}
+        for candidate in chunk:
+            existing = known.get(candidate.point_id)
+            if existing is None:
+                todo.append(candidate)
+                continue
+            report.already_indexed += 1
+            stored_path = str(existing.payload.get("path", ""))
+            new_path = relative_path(candidate.path, settings.images_dir)
+            if stored_path != new_path and not _library_file(settings, stored_path).exists():
+                store.set_payload(IMAGES, candidate.point_id, {"path": new_path})
+                report.renamed += 1
+    return todo
+
+
+def _library_file(settings: Settings, stored_path: str) -> Path:
+    path = Path(stored_path)
+    return path if path.is_absolute() else settings.images_dir / path
+
+
+def _decode(settings: Settings, candidate: _Candidate, min_side: int) -> _Decoded:
+    try:
+        decoded = decode_image(candidate.path, settings.max_image_pixels, min_side=min_side)
+        thumb = thumbnail_jpeg(decoded.image, settings.thumb_size)
+        return _Decoded(candidate, decoded, thumb, None)
+    except UnsupportedImage as err:
+        return _Decoded(candidate, None, None, err.reason)
+    except OSError as err:
+        return _Decoded(candidate, None, None, f"cannot read ({err.strerror or err})")
+    except Exception as err:  # a bad file must never stop the run
+        log.exception("unexpected failure decoding %s", candidate.path)
+        return _Decoded(candidate, None, None, f"cannot decode ({type(err).__name__})")
+
+
+def _decoded_stream(
+    settings: Settings, todo: list[_Candidate], min_side: int, prefetch: int
+) -> Iterator[_Decoded]:
+    """Decode in worker threads, in order, at most `prefetch` ahead of the encoder."""
+    workers = max(1, min(4, (os.cpu_count() or 2)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: deque[Future[_Decoded]] = deque()
+        queue = iter(todo)
+        for candidate in queue:
+            pending.append(pool.submit(_decode, settings, candidate, min_side))
+            if len(pending) >= prefetch:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(pool.submit(_decode, settings, nxt, min_side))
+            yield result
+
+
+def _encode_and_write(
+    settings: Settings,
+    encoder: ClipEncoder,
+    store: VectorStore,
+    classifier: ZeroShotClassifier,
+    fingerprint: str,
+    todo: list[_Candidate],
+    report: IngestReport,
+    show_progress: bool,
+    on_progress: ProgressCallback | None,
+) -> None:
+    batch_size = settings.encode_batch_size
+    min_side = 2 * encoder.identity.image_size
+    bar = tqdm(total=len(todo), desc="encoding", unit="img", disable=not show_progress, smoothing=0.1)
+    batch: list[_Decoded] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
+        if not batch:
+            return
+        encode_started = time.perf_counter()
+        vectors = encoder.encode_images([d.image.image for d in batch if d.image], batch_size=batch_size)
+        report.encode_seconds += time.perf_counter() - encode_started
+        _write_batch(settings, store, classifier, fingerprint, batch, vectors)
+        report.new += len(batch)
+        done += len(batch)
+        bar.update(len(batch))
+        if on_progress:
+            on_progress("encoding", done, len(todo))
+        batch.clear()
+
+    try:
+        for item in _decoded_stream(settings, todo, min_side, prefetch=max(4, 3 * batch_size)):
+            if item.error is not None:
+                report.skipped.append((str(item.candidate.path), item.error))
+                bar.update(1)
+                done += 1
+                continue
+            batch.append(item)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+    finally:
+        bar.close()
+
+
+def _write_batch(
+    settings: Settings,
+    store: VectorStore,
+    classifier: ZeroShotClassifier,
+    fingerprint: str,
+    batch: list[_Decoded],
+    vectors: np.ndarray,
+) -> None:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    points = []
+    for item, vector, labels in zip(batch, vectors, classifier.classify(vectors), strict=True):
+        candidate, decoded = item.candidate, item.image
+        assert decoded is not None and item.thumb is not None
+        write_thumb(settings.thumbs_dir, candidate.point_id, item.thumb)
+        payload = {
+            "path": relative_path(candidate.path, settings.images_dir),
+            "sha256": candidate.sha256,
+            "bytes": candidate.size,
+            "width": decoded.width,
+            "height": decoded.height,
+            "format": decoded.format,
+            **labels.as_payload(),
+            "labels_version": fingerprint,
+            "attribution": attribution_for(candidate.path),
+            "ingested_at": now,
+        }
+        points.append(PointRecord(id=candidate.point_id, vector=vector, payload=payload))
+    store.upsert(IMAGES, points)
+
+
+def relabel_stale(
+    store: VectorStore, classifier: ZeroShotClassifier, fingerprint: str, show_progress: bool = False
+) -> int:
+    """Recompute labels of points labelled with older prompts, from their stored vectors (no encoding)."""
+    stale_ids = [p.id for p in store.scroll(IMAGES) if p.payload.get("labels_version") != fingerprint]
+    relabelled = 0
+    bar = tqdm(total=len(stale_ids), desc="re-labelling", unit="img", disable=not show_progress or not stale_ids)
+    for start in range(0, len(stale_ids), 256):
+        points = [p for p in store.retrieve(IMAGES, stale_ids[start : start + 256], True) if p.vector is not None]
+        if not points:
+            continue
+        vectors = np.stack([p.vector for p in points if p.vector is not None])
+        for point, labels in zip(points, classifier.classify(vectors), strict=True):
+            store.set_payload(IMAGES, point.id, {**labels.as_payload(), "labels_version": fingerprint})
+            relabelled += 1
+        bar.update(len(points))
+    bar.close()
+    return relabelled

@@ -1,0 +1,52 @@
+"""Finding photo files under the given folders, and what is skipped by name alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.images import IMAGE_SUFFIXES
+
+# Image formats we recognise by name but do not decode: reported as skipped, not silently ignored.
+KNOWN_UNSUPPORTED = frozenset(
+    {".heic", ".heif", ".avif", ".jxl", ".psd", ".svg", ".ico", ".tga", ".raw", ".cr2", ".nef", ".dng", ".eps"}
+)
+
+
+@dataclass
+class ScanResult:
+    """Candidate image files (sorted, unique) and files skipped by their name."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def scan(paths: Iterable[Path]) -> ScanResult:
+    """Walk files and folders; hidden entries are ignored, other non-image names are not photos."""
+    result = ScanResult()
+    seen: set[Path] = set()
+    for root in paths:
+        root = Path(root)
+        if root.is_file():
+            candidates: Iterable[Path] = [root]
+        elif root.is_dir():
+            candidates = sorted(p for p in root.rglob("*") if p.is_file())
+        else:
+            result.skipped.append((root, "no such file or folder"))
+            continue
+        for path in candidates:
+            if any(part.startswith(".") for part in path.relative_to(root).parts) and path != root:
+                continue
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            suffix = path.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                result.files.append(path)
+            elif suffix in KNOWN_UNSUPPORTED:
+                result.skipped.append((path, f"unsupported format ({suffix})"))
+            elif path == root:
+                result.skipped.append((path, "not an image file name"))
+    return result
