@@ -78,3 +78,57 @@ def subprocess_env(settings: Settings) -> Iterator[dict[str, str]]:
         }
     )
     yield env
+
+
+@pytest.fixture(scope="session")
+def live_library(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, object]:
+    """A small ingested library (12 photos of distinct colours, some with attribution) for live servers."""
+    from core.store.embedded import EmbeddedStore
+    from ingest.pipeline import run_ingest
+    from tests.image_factory import jpeg_bytes, photo, write
+
+    root = tmp_path_factory.mktemp("live")
+    images, data = root / "images", root / "data"
+    for i in range(12):
+        write(images / f"class_{i % 3}" / f"photo_{i}.jpg", jpeg_bytes(photo(1000 + i, (480, 360))))
+    (images / "class_0" / "manifest.json").write_text(
+        '{"photo_0.jpg": {"title": "Test photo", "author": "Jane Doe", "license": "CC BY-SA 4.0", '
+        '"license_url": "https://creativecommons.org/licenses/by-sa/4.0/", '
+        '"source_url": "https://commons.wikimedia.org/wiki/File:Test.jpg", "source": "wikimedia"}}',
+        encoding="utf-8",
+    )
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        clip_model=str(tiny_model_dir),
+        clip_device="cpu",
+        clip_precision="fp32",
+        images_dir=images,
+        data_dir=data,
+    )
+    store = EmbeddedStore(settings.shard_dir)
+    encoder = ClipEncoder(str(tiny_model_dir), device="cpu", precision="fp32")
+    run_ingest(settings, encoder, store, show_progress=False)
+    store.close()
+    env = {
+        "CLIP_MODEL": str(tiny_model_dir),
+        "CLIP_DEVICE": "cpu",
+        "CLIP_PRECISION": "fp32",
+        "IMAGES_DIR": str(images),
+        "DATA_DIR": str(data),
+        "TORCH_THREADS": "1",
+    }
+    return {"root": root, "images": images, "data": data, "env": env}
+
+
+@pytest.fixture(scope="session")
+def live_server(live_library: dict[str, object], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """gunicorn serving the app (embedded store, tiny model) over `live_library`, for the whole session.
+
+    Tests that add photos must use their own server (see tests/live_server.py) so this one stays fixed."""
+    from tests.live_server import start_gunicorn
+
+    log = tmp_path_factory.mktemp("live-log") / "gunicorn.log"
+    server = start_gunicorn(dict(live_library["env"]), log)  # type: ignore[arg-type]
+    server.extra.update(live_library)
+    yield server
+    server.stop()

@@ -1,0 +1,108 @@
+"""One JSON error shape for every failure: {"error": {"code": "...", "message": "..."}}.
+
+`ApiError` is raised by the code; `register_error_handlers` turns it, every HTTP exception (404, 405, 413,
+validation), store outages and unexpected exceptions into that shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from core.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    422: "bad_request",
+    429: "too_many_requests",
+    431: "headers_too_large",
+    500: "internal_error",
+    503: "not_ready",
+}
+
+
+class ApiError(Exception):
+    """An error the client should see, with its HTTP status, a stable code and a human message."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    """The one error response of the API."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    if status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def _validation_message(messages: Any) -> str:
+    """Flatten webargs' {location: {field: [msg]}} into one readable sentence."""
+    parts = []
+    if isinstance(messages, dict):
+        for location, fields in messages.items():
+            if isinstance(fields, dict):
+                for field, problems in fields.items():
+                    text = "; ".join(str(p) for p in problems) if isinstance(problems, list) else str(problems)
+                    parts.append(f"{field}: {text}")
+            else:
+                parts.append(f"{location}: {fields}")
+    return "invalid parameters: " + ", ".join(parts) if parts else "invalid parameters"
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    """Werkzeug/Flask/webargs HTTP errors in our shape (validation errors become 400)."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    if "messages" in data:
+        return error_response(400, "invalid_parameter", _validation_message(data["messages"]), data["messages"])
+    if status == 413:
+        return error_response(413, "payload_too_large", "The upload is larger than this server accepts.")
+    if status == 404:
+        return error_response(404, "not_found", "No such resource.")
+    if status == 405:
+        return error_response(405, "method_not_allowed", "This method is not allowed on this resource.")
+    message = data.get("message") or error.description or error.name
+    return error_response(status, _CODES.get(status, "http_error"), str(message))
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers; call after the OpenAPI extension so ours win."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.code, error.message, error.details)
+
+    @app.errorhandler(StoreUnavailable)
+    def _store_unavailable(error: StoreUnavailable) -> Response:
+        log.warning("store unavailable: %s", error)
+        return error_response(503, "store_unavailable", "The vector store is not reachable right now; retry soon.")
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        if isinstance(error, HTTPException):
+            return handle_http_exception(error)
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on the server.")
+
+    app.register_error_handler(HTTPException, handle_http_exception)

@@ -1,0 +1,66 @@
+"""The application factory: `create_app(settings, encoder, store)`, collaborators in `app.extensions`."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g
+
+from api.errors import register_error_handlers
+from api.ingest_job import IngestJob
+from api.openapi import Api, openapi_config
+from api.routes import admin, classify, files, images, search, status
+from api.services import WondersService
+from api.web import register_web
+from core.encoder import ClipEncoder
+from core.settings import Settings, load_settings
+from core.store import VectorStore
+
+API_VERSION = "1.0"
+# Multipart framing around the file: the file itself is checked against MAX_UPLOAD_MB exactly.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def create_app(
+    settings: Settings | None = None,
+    encoder: ClipEncoder | None = None,
+    store: VectorStore | None = None,
+    load: bool = True,
+) -> Flask:
+    """Build the Flask app. Missing encoder/store are loaded in a background thread when `load`."""
+    settings = settings or load_settings()
+    app = Flask(__name__, static_folder=None)
+    app.config.update(openapi_config(API_VERSION))
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    service = WondersService(settings, encoder=encoder, store=store)
+    app.extensions["wonders"] = service
+    app.extensions["wonders_ingest"] = IngestJob(service)
+
+    api = Api(app)
+    for module in (search, images, classify, status, files, admin):
+        api.register_blueprint(module.blp)
+    register_error_handlers(app)
+    register_web(app)
+
+    @app.before_request
+    def _start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    if encoder is None or store is None:
+        if load:
+            service.load_in_background()
+    else:
+        service.classifier()
+    logging.getLogger(__name__).debug("app created")
+    return app

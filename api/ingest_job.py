@@ -1,0 +1,78 @@
+"""An ingest run inside the service, for `make ingest` while the service owns the embedded shard."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from api.services import WondersService
+from ingest.crosscheck import format_report, run_crosscheck, save_report
+from ingest.pipeline import run_ingest
+
+log = logging.getLogger(__name__)
+
+
+class IngestJob:
+    """At most one ingest at a time, run in a thread; its state is polled by the CLI."""
+
+    def __init__(self, service: WondersService) -> None:
+        self.service = service
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] = {"state": "idle"}
+        self._thread: threading.Thread | None = None
+
+    def status(self) -> dict[str, Any]:
+        """A copy of the job's state: idle, running (with done/total), done (with summary) or failed."""
+        with self._lock:
+            return dict(self._state)
+
+    def start(self, paths: list[Path], recreate: bool) -> bool:
+        """Start a run; False when one is already running."""
+        with self._lock:
+            if self._state.get("state") == "running":
+                return False
+            self._state = {"state": "running", "phase": "starting", "done": 0, "total": 0}
+            self._thread = threading.Thread(
+                target=self._run, args=(paths, recreate), name="wonders-ingest", daemon=True
+            )
+            self._thread.start()
+            return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the current run ends (tests)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _progress(self, phase: str, done: int, total: int) -> None:
+        with self._lock:
+            self._state.update({"phase": phase, "done": done, "total": total})
+
+    def _run(self, paths: list[Path], recreate: bool) -> None:
+        service = self.service
+        try:
+            encoder, store = service.require_ready()
+            report = run_ingest(
+                service.settings,
+                encoder,
+                store,
+                paths or None,
+                recreate=recreate,
+                show_progress=False,
+                on_progress=self._progress,
+            )
+            service.reload_classifier()
+            check = run_crosscheck(store, service.settings)
+            save_report(check, service.settings.crosscheck_report)
+            final = {
+                "state": "done",
+                "report": report.as_dict(),
+                "summary": report.summary(),
+                "crosscheck_summary": format_report(check),
+            }
+        except Exception as err:  # reported to the CLI that asked
+            log.exception("ingest in the service failed")
+            final = {"state": "failed", "error": f"{type(err).__name__}: {err}"}
+        with self._lock:
+            self._state.update(final)

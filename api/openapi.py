@@ -1,0 +1,43 @@
+"""flask-smorest configured for this API: validation errors are 400s and errors share one schema."""
+
+from __future__ import annotations
+
+import flask_smorest
+from webargs.flaskparser import FlaskParser
+
+from api.schemas import ErrorResponse
+
+
+class WondersParser(FlaskParser):
+    """Invalid parameters are a 400 Bad Request (webargs defaults to 422)."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """A documented blueprint whose argument errors are 400s."""
+
+    ARGUMENTS_PARSER = WondersParser()
+
+
+class Api(flask_smorest.Api):
+    """The OpenAPI extension, documenting our error shape for every error response."""
+
+    ERROR_SCHEMA = ErrorResponse
+
+
+def openapi_config(version: str) -> dict[str, object]:
+    """Flask config keys of flask-smorest: the document is served at /api/openapi.json."""
+    return {
+        "API_TITLE": "Wonders",
+        "API_VERSION": version,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {
+            "info": {
+                "description": "Semantic search over photos of the world's landmarks and natural wonders "
+                "(CLIP embeddings in Qdrant). All errors are JSON: {\"error\": {\"code\", \"message\"}}."
+            }
+        },
+    }

@@ -1,0 +1,168 @@
+"""Request and response schemas: they drive validation and the generated OpenAPI document."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+MAX_K = 100
+MAX_OFFSET = 10_000
+
+
+class StrictSchema(ma.Schema):
+    """Unknown parameters are refused, so a typo is a 400 instead of being silently ignored."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+class PageArgs(StrictSchema):
+    """k, offset, class filter and minimum score, shared by every search."""
+
+    k = ma.fields.Integer(
+        load_default=12, validate=validate.Range(1, MAX_K), metadata={"description": "results per page"}
+    )
+    offset = ma.fields.Integer(
+        load_default=0, validate=validate.Range(0, MAX_OFFSET), metadata={"description": "results to skip"}
+    )
+    class_ = ma.fields.String(
+        data_key="class",
+        load_default=None,
+        validate=validate.Length(max=64),
+        metadata={"description": "only images of this class id"},
+    )
+    min_score = ma.fields.Float(
+        load_default=None,
+        allow_nan=False,
+        validate=validate.Range(-1.0, 1.0),
+        metadata={"description": "drop results below this cosine similarity"},
+    )
+
+
+class TextSearchArgs(PageArgs):
+    """A text query; any Unicode; longer than CLIP's 77 tokens is truncated."""
+
+    q = ma.fields.String(required=True, validate=validate.Length(min=1, max=20_000))
+
+
+class SimilarArgs(StrictSchema):
+    """More like this: k, offset and class."""
+
+    k = PageArgs._declared_fields["k"]
+    offset = PageArgs._declared_fields["offset"]
+    class_ = PageArgs._declared_fields["class_"]
+
+
+class UploadFiles(ma.Schema):
+    """A multipart upload with one file field `image`."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    image = ma.fields.Raw(
+        required=True, metadata={"type": "string", "format": "binary", "description": "the photo"}
+    )
+
+
+class Label(ma.Schema):
+    """A class: id and names."""
+
+    id = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    name_ru = ma.fields.String(required=True)
+
+
+class ScoredLabel(Label):
+    """A class with a confidence."""
+
+    confidence = ma.fields.Float(allow_none=True)
+
+
+class Attribution(ma.Schema):
+    """Who made a photo and under which licence."""
+
+    title = ma.fields.String()
+    author = ma.fields.String()
+    license = ma.fields.String()
+    license_url = ma.fields.String()
+    source_url = ma.fields.String()
+    source = ma.fields.String()
+
+
+class Result(ma.Schema):
+    """One search answer."""
+
+    id = ma.fields.String(required=True)
+    score = ma.fields.Float(required=True)
+    label = ma.fields.Nested(Label, required=True)
+    confidence = ma.fields.Float(allow_none=True)
+    thumb_url = ma.fields.String(required=True)
+    image_url = ma.fields.String(required=True)
+    width = ma.fields.Integer(allow_none=True)
+    height = ma.fields.Integer(allow_none=True)
+    attribution = ma.fields.Nested(Attribution, allow_none=True)
+
+
+class SearchResponse(ma.Schema):
+    """A page of results."""
+
+    results = ma.fields.List(ma.fields.Nested(Result), required=True)
+    k = ma.fields.Integer(required=True)
+    offset = ma.fields.Integer(required=True)
+    next_offset = ma.fields.Integer(allow_none=True, metadata={"description": "null when no more pages"})
+    took_ms = ma.fields.Float(required=True)
+
+
+class ImageMeta(ma.Schema):
+    """An image's stored metadata."""
+
+    id = ma.fields.String(required=True)
+    label = ma.fields.Nested(Label, required=True)
+    confidence = ma.fields.Float(allow_none=True)
+    top3 = ma.fields.List(ma.fields.Nested(ScoredLabel))
+    thumb_url = ma.fields.String(required=True)
+    image_url = ma.fields.String(required=True)
+    width = ma.fields.Integer(allow_none=True)
+    height = ma.fields.Integer(allow_none=True)
+    attribution = ma.fields.Nested(Attribution, allow_none=True)
+    path = ma.fields.String()
+    sha256 = ma.fields.String()
+    bytes = ma.fields.Integer(allow_none=True)
+    format = ma.fields.String(allow_none=True)
+    ingested_at = ma.fields.String(allow_none=True)
+
+
+class ClassifyResponse(ma.Schema):
+    """The class of a photo."""
+
+    label = ma.fields.Nested(Label, required=True)
+    confidence = ma.fields.Float(required=True)
+    top3 = ma.fields.List(ma.fields.Nested(ScoredLabel), required=True)
+    took_ms = ma.fields.Float(required=True)
+
+
+class ClassInfo(Label):
+    """A class with its prompts and how many images carry it."""
+
+    prompts = ma.fields.List(ma.fields.String())
+    count = ma.fields.Integer()
+
+
+class ClassesResponse(ma.Schema):
+    """Every class."""
+
+    classes = ma.fields.List(ma.fields.Nested(ClassInfo), required=True)
+
+
+class ErrorBody(ma.Schema):
+    """What went wrong."""
+
+    code = ma.fields.String(required=True)
+    message = ma.fields.String(required=True)
+    details = ma.fields.Raw()
+
+
+class ErrorResponse(ma.Schema):
+    """Every error of the API."""
+
+    error = ma.fields.Nested(ErrorBody, required=True)

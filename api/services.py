@@ -1,0 +1,216 @@
+"""The service behind the routes: model, store and classifier, their readiness, and the query cache.
+
+Kept in `app.extensions["wonders"]`. In production the model loads in a background thread when the
+process starts (readiness answers 503 meanwhile); tests pass a ready encoder and store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from api.errors import ApiError
+from core.classes import LandmarkClass, load_classes
+from core.encoder import ClipEncoder
+from core.settings import Settings
+from core.store import IMAGES, Hit, StoreUnavailable, VectorStore, open_store
+from core.zero_shot import ZeroShotClassifier
+
+log = logging.getLogger(__name__)
+
+
+class QueryCache:
+    """A small thread-safe LRU of text -> vector, so repeated queries skip the text tower."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached vector, refreshed as most recent, or None."""
+        with self._lock:
+            vector = self._items.get(key)
+            if vector is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return vector
+
+    def put(self, key: str, vector: np.ndarray) -> None:
+        """Remember a vector, evicting the least recently used."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = vector
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+@dataclass
+class Readiness:
+    """Whether queries can be answered, and if not, why."""
+
+    ready: bool
+    code: str
+    message: str
+
+
+class WondersService:
+    """Everything a request needs; see the module docstring."""
+
+    MAX_QUERY_CHARS = 1000  # far beyond CLIP's 77 tokens, which truncation cuts anyway
+
+    def __init__(
+        self, settings: Settings, encoder: ClipEncoder | None = None, store: VectorStore | None = None
+    ) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.store = store
+        self.started_at = time.time()
+        self.load_error: str | None = None
+        self.cache = QueryCache(settings.query_cache_size)
+        self._classifier: ZeroShotClassifier | None = None
+        self._classifier_lock = threading.Lock()
+        self._loader: threading.Thread | None = None
+
+    # -- loading -----------------------------------------------------------------------------------
+    def load_in_background(self) -> None:
+        """Load and warm the model and open the store in a thread; readiness reports progress."""
+        self._loader = threading.Thread(target=self._load, name="wonders-loader", daemon=True)
+        self._loader.start()
+
+    def _load(self) -> None:
+        try:
+            if self.store is None:
+                self.store = open_store(self.settings)
+            if self.encoder is None:
+                s = self.settings
+                encoder = ClipEncoder(s.clip_model, s.clip_device, s.clip_precision, s.torch_threads)
+                encoder.warm_up()
+                self.encoder = encoder
+            log.info("model ready: %s (%s, %s)", self.encoder.model_name, self.encoder.device, self.encoder.precision)
+            try:
+                self.classifier()
+            except StoreUnavailable as err:
+                log.warning("store not reachable yet: %s", err)
+        except Exception as err:  # keep serving health/readiness with the reason
+            log.exception("loading failed")
+            self.load_error = f"{type(err).__name__}: {err}"
+
+    def wait_loaded(self, timeout: float | None = None) -> None:
+        """Block until the background load ends (tests and benchmarks)."""
+        if self._loader is not None:
+            self._loader.join(timeout)
+
+    def readiness(self) -> Readiness:
+        """Ready when the model is loaded and the store answers."""
+        if self.load_error:
+            return Readiness(False, "load_failed", f"The service failed to start: {self.load_error}")
+        if self.encoder is None or self.store is None:
+            return Readiness(False, "not_ready", "The model is still loading; retry in a few seconds.")
+        try:
+            self.store.ping()
+        except StoreUnavailable as err:
+            return Readiness(False, "store_unavailable", str(err))
+        return Readiness(True, "ready", "ready")
+
+    def require_ready(self) -> tuple[ClipEncoder, VectorStore]:
+        """The encoder and store, or a 503 ApiError while they are not there."""
+        if self.encoder is None or self.store is None:
+            state = self.readiness()
+            raise ApiError(503, state.code, state.message)
+        return self.encoder, self.store
+
+    # -- classes -----------------------------------------------------------------------------------
+    def classifier(self) -> ZeroShotClassifier:
+        """The stored class vectors (what ingest labelled with), else built from the classes file."""
+        with self._classifier_lock:
+            if self._classifier is None:
+                encoder, store = self.require_ready()
+                stored = ZeroShotClassifier.load(store)
+                if stored is None:
+                    classes = load_classes(self.settings.classes_file)
+                    stored = ZeroShotClassifier.from_prompts(classes, encoder, encoder.logit_scale)
+                self._classifier = stored
+            return self._classifier
+
+    def reload_classifier(self) -> None:
+        """Forget the class vectors so the next request reads the stored ones again."""
+        with self._classifier_lock:
+            self._classifier = None
+
+    def class_by_id(self, class_id: str | None) -> LandmarkClass | None:
+        """The class with this id from the classifier, or None."""
+        return self.classifier().by_id(class_id) if class_id else None
+
+    def check_class(self, class_id: str | None) -> str | None:
+        """A known class id, or a 400 naming the known ones."""
+        if class_id is None or class_id == "":
+            return None
+        if self.class_by_id(class_id) is None:
+            known = ", ".join(c.id for c in self.classifier().classes)
+            raise ApiError(400, "unknown_class", f"Unknown class '{class_id[:64]}'. Known classes: {known}.")
+        return class_id
+
+    # -- queries -----------------------------------------------------------------------------------
+    def text_vector(self, text: str) -> np.ndarray:
+        """The query's text embedding, from the cache when it was asked before."""
+        encoder, _ = self.require_ready()
+        key = " ".join(text.split())[: self.MAX_QUERY_CHARS]
+        vector = self.cache.get(key)
+        if vector is None:
+            vector = encoder.encode_texts([key])[0]
+            self.cache.put(key, vector)
+        return vector
+
+    def search(
+        self, vector: np.ndarray, k: int, offset: int, label: str | None, min_score: float | None
+    ) -> list[Hit]:
+        """Nearest images to a vector."""
+        _, store = self.require_ready()
+        return store.query(IMAGES, vector, limit=k, offset=offset, label=label, min_score=min_score)
+
+    def result(self, hit: Hit) -> dict[str, Any]:
+        """One search answer in the API's Result shape."""
+        payload = hit.payload
+        return {"id": hit.id, "score": round(hit.score, 6), **self.describe(hit.id, payload)}
+
+    def describe(self, point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The fields every image answer carries: label, confidence, urls, size, attribution."""
+        landmark = self.class_by_id(payload.get("label"))
+        label = landmark.label() if landmark else _unknown_label(payload.get("label"))
+        return {
+            "label": label,
+            "confidence": payload.get("confidence"),
+            "thumb_url": f"/images/{point_id}/thumb",
+            "image_url": f"/images/{point_id}",
+            "width": payload.get("width"),
+            "height": payload.get("height"),
+            "attribution": payload.get("attribution"),
+        }
+
+    def top3(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The stored top 3 classes with their names."""
+        out = []
+        for entry in payload.get("top3") or []:
+            landmark = self.class_by_id(entry.get("id"))
+            label = landmark.label() if landmark else _unknown_label(entry.get("id"))
+            out.append({**label, "confidence": entry.get("confidence")})
+        return out
+
+
+def _unknown_label(class_id: Any) -> dict[str, Any]:
+    """A label whose class is no longer in the classes file (until the next ingest re-labels it)."""
+    text = str(class_id) if class_id else "unknown"
+    return {"id": text, "name": text, "name_ru": text}

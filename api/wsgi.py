@@ -1,0 +1,20 @@
+"""The WSGI entry point for gunicorn: `gunicorn -c api/gunicorn_conf.py api.wsgi:app`.
+
+Imported in each worker after the fork (no preload), so torch never runs in the master. The model loads
+and warms up in a background thread; /api/ready answers 503 until it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from api.factory import create_app
+from api.routes.admin import write_admin_token
+from core.settings import load_settings
+
+settings = load_settings()
+logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+app = create_app(settings)
+if settings.embedded:
+    # The shard is this process's: `make ingest` hands its work over, proving access with this token.
+    app.config["WONDERS_ADMIN_TOKEN"] = write_admin_token(settings.data_dir)
