@@ -4,7 +4,6 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PORT ?= $(shell $(PYTHON) -c "import os;print(os.environ.get('PORT','8000'))" 2>/dev/null || echo 8000)
 
 .PHONY: setup run serve ingest crosscheck test lint bench bench-full dataset up down logs clean
 
@@ -17,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP) ## create the virtual environment and install everything
 
-run: setup ## ingest what images/ holds, then serve API and UI on http://localhost:$(PORT)
+run: setup ## ingest what images/ holds, then serve API and UI on http://localhost:8000 (PORT)
 	$(PY) -m ingest --if-empty-hint
 	$(PY) -m gunicorn -c api/gunicorn_conf.py "api.wsgi:app"
 

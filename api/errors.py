@@ -63,7 +63,9 @@ def _validation_message(messages: Any) -> str:
         for location, fields in messages.items():
             if isinstance(fields, dict):
                 for field, problems in fields.items():
-                    text = "; ".join(str(p) for p in problems) if isinstance(problems, list) else str(problems)
+                    text = (
+                        "; ".join(str(p) for p in problems) if isinstance(problems, list) else str(problems)
+                    )
                     parts.append(f"{field}: {text}")
             else:
                 parts.append(f"{location}: {fields}")
@@ -75,7 +77,9 @@ def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     if "messages" in data:
-        return error_response(400, "invalid_parameter", _validation_message(data["messages"]), data["messages"])
+        return error_response(
+            400, "invalid_parameter", _validation_message(data["messages"]), data["messages"]
+        )
     if status == 413:
         return error_response(413, "payload_too_large", "The upload is larger than this server accepts.")
     if status == 404:
@@ -96,7 +100,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def _store_unavailable(error: StoreUnavailable) -> Response:
         log.warning("store unavailable: %s", error)
-        return error_response(503, "store_unavailable", "The vector store is not reachable right now; retry soon.")
+        return error_response(
+            503, "store_unavailable", "The vector store is not reachable right now; retry soon."
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 
 from api.errors import register_error_handlers
 from api.ingest_job import IngestJob
@@ -20,6 +20,9 @@ from core.store import VectorStore
 API_VERSION = "1.0"
 # Multipart framing around the file: the file itself is checked against MAX_UPLOAD_MB exactly.
 MULTIPART_OVERHEAD = 64 * 1024
+# An oversize body up to this many times the limit is read and dropped before the 413, so the client
+# (still sending) gets the JSON answer instead of a reset connection. Larger ones are cut off at once.
+DRAIN_FACTOR = 4
 
 
 def create_app(
@@ -50,6 +53,7 @@ def create_app(
     @app.before_request
     def _start_clock() -> None:
         g.started = time.perf_counter()
+        _drain_oversize_body(app.config["MAX_CONTENT_LENGTH"])
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -64,3 +68,17 @@ def create_app(
         service.classifier()
     logging.getLogger(__name__).debug("app created")
     return app
+
+
+def _drain_oversize_body(limit: int) -> None:
+    """Read and drop a body over the limit (bounded), so the 413 that follows reaches the client."""
+    length = request.content_length
+    if not length or length <= limit or length > DRAIN_FACTOR * limit:
+        return
+    stream = request.environ.get("wsgi.input")
+    remaining = length
+    while stream is not None and remaining > 0:
+        chunk = stream.read(min(1 << 16, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flask_smorest
 from webargs.flaskparser import FlaskParser
 
@@ -9,9 +11,18 @@ from api.schemas import ErrorResponse
 
 
 class WondersParser(FlaskParser):
-    """Invalid parameters are a 400 Bad Request (webargs defaults to 422)."""
+    """Invalid parameters are a 400 Bad Request (webargs defaults to 422).
 
-    DEFAULT_VALIDATION_STATUS = 400
+    webargs excludes unknown query parameters whatever the schema says; for the query string we defer to
+    the schema instead, so StrictSchema's RAISE turns a typo (`?kk=5`) into a 400.
+    """
+
+    DEFAULT_VALIDATION_STATUS: ClassVar[int] = 400  # type: ignore[misc]
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {  # type: ignore[misc]
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": None,
+        "querystring": None,
+    }
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -37,7 +48,7 @@ def openapi_config(version: str) -> dict[str, object]:
         "API_SPEC_OPTIONS": {
             "info": {
                 "description": "Semantic search over photos of the world's landmarks and natural wonders "
-                "(CLIP embeddings in Qdrant). All errors are JSON: {\"error\": {\"code\", \"message\"}}."
+                '(CLIP embeddings in Qdrant). All errors are JSON: {"error": {"code", "message"}}.'
             }
         },
     }

@@ -99,7 +99,12 @@ class WondersService:
                 encoder = ClipEncoder(s.clip_model, s.clip_device, s.clip_precision, s.torch_threads)
                 encoder.warm_up()
                 self.encoder = encoder
-            log.info("model ready: %s (%s, %s)", self.encoder.model_name, self.encoder.device, self.encoder.precision)
+            log.info(
+                "model ready: %s (%s, %s)",
+                self.encoder.model_name,
+                self.encoder.device,
+                self.encoder.precision,
+            )
             try:
                 self.classifier()
             except StoreUnavailable as err:

@@ -25,9 +25,7 @@ def decode_upload(files: dict[str, Any]) -> DecodedImage:
     settings = service().settings
     data = upload.stream.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
-        raise ApiError(
-            413, "payload_too_large", f"The upload is larger than {settings.max_upload_mb:g} MB."
-        )
+        raise ApiError(413, "payload_too_large", f"The upload is larger than {settings.max_upload_mb:g} MB.")
     encoder = service().encoder
     min_side = 2 * encoder.identity.image_size if encoder is not None else 448
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, Response, send_from_directory
+from werkzeug.routing import PathConverter
 
 from api.errors import ApiError
 
@@ -15,17 +16,25 @@ CSP = (
 )
 
 
+class WebPathConverter(PathConverter):
+    """A path that is never under /api or /images, so the UI's catch-all route cannot shadow the API.
+
+    Otherwise `GET /api/classify` (a POST-only route) would match the catch-all: a 404, not a 405.
+    """
+
+    regex = r"(?!(?:api|images)(?:/|$))[^/].*?"
+
+
 def register_web(app: Flask, web_dir: Path = WEB_DIR) -> None:
     """Serve index.html at / and the other files of web/ by name (never outside it)."""
+    app.url_map.converters["webpath"] = WebPathConverter
 
     @app.get("/")
     def index() -> Response:
         return _send(web_dir, "index.html", cache="no-cache")
 
-    @app.get("/<path:name>")
+    @app.get("/<webpath:name>")
     def asset(name: str) -> Response:
-        if name.startswith(("api/", "images/")) or name in ("api", "images"):
-            raise ApiError(404, "not_found", "No such resource.")
         return _send(web_dir, name, cache="no-cache")
 
 

@@ -53,8 +53,10 @@ def load_classes(path: Path) -> list[LandmarkClass]:
             raise ClassesFileError(f"{where}: duplicate id {class_id!r}")
         seen.add(class_id)
         prompts = entry.get("prompts")
-        if not isinstance(prompts, list) or not prompts or not all(
-            isinstance(p, str) and p.strip() for p in prompts
+        if (
+            not isinstance(prompts, list)
+            or not prompts
+            or not all(isinstance(p, str) and p.strip() for p in prompts)
         ):
             raise ClassesFileError(f"{where} ({class_id}): 'prompts' must be a non-empty list of texts")
         name = entry.get("name")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -79,9 +80,7 @@ def resolve_precision(requested: str, device: str) -> str:
 class ClipEncoder:
     """A CLIP model loaded through sentence-transformers, thread-safe, returning normalized float32."""
 
-    def __init__(
-        self, model: str, device: str = "auto", precision: str = "auto", threads: int = 0
-    ) -> None:
+    def __init__(self, model: str, device: str = "auto", precision: str = "auto", threads: int = 0) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -171,7 +170,7 @@ class ClipEncoder:
         return self._model
 
 
-def _inference_mode() -> object:
+def _inference_mode() -> AbstractContextManager[Any]:
     import torch
 
     return torch.inference_mode()

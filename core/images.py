@@ -65,6 +65,8 @@ def decode_image(source: bytes | Path, max_pixels: int, min_side: int = 448) -> 
         raise UnsupportedImage(f"truncated or corrupt image ({_short(err)})") from None
     except MemoryError:
         raise UnsupportedImage("image too large to decode") from None
+    except Exception as err:  # decoder plugins raise many other types on crafted files (OverflowError, ...)
+        raise UnsupportedImage(f"cannot decode the image ({type(err).__name__}: {_short(err)})") from None
 
 
 def _decode_opened(image: Image.Image, max_pixels: int, min_side: int) -> DecodedImage:
@@ -83,8 +85,10 @@ def _decode_opened(image: Image.Image, max_pixels: int, min_side: int) -> Decode
         # Draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale: far less work for big photos.
         image.draft("RGB", (min_side, min_side))
     image.load()
-    image = _to_rgb(image)
+    # Rotate before the mode conversion: 16-bit scaling and alpha compositing build new images that
+    # no longer carry the EXIF block, so transposing after them would silently do nothing.
     image = ImageOps.exif_transpose(image) if orientation != 1 else image
+    image = _to_rgb(image)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     image = shrink(image, min_side)

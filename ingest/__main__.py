@@ -27,9 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         "--recreate", action="store_true", help="drop the collections and re-encode everything"
     )
     parser.add_argument("--no-crosscheck", action="store_true", help="skip the FAISS cross-check")
-    parser.add_argument(
-        "--no-handoff", action="store_true", help="never hand the work to a running service"
-    )
+    parser.add_argument("--no-handoff", action="store_true", help="never hand the work to a running service")
     parser.add_argument(
         "--if-empty-hint", action="store_true", help="with an empty library, explain how to fill it"
     )

@@ -116,7 +116,9 @@ def run_crosscheck(store: VectorStore, settings: Settings, samples: int = 100, k
             "queries": len(queries),
             "recall_at_k": round(recall_at_k(store, IMAGES, ids, vectors, queries, k), 4),
             "indexed_vectors": stats.indexed_vectors,
-            "search": "hnsw" if stats.indexed_vectors >= len(ids) else "exhaustive (below indexing threshold)",
+            "search": "hnsw"
+            if stats.indexed_vectors >= len(ids)
+            else "exhaustive (below indexing threshold)",
             "hnsw_copy": hnsw_recall(ids, vectors, queries, k, settings.hnsw_ef),
         }
     )

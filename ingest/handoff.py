@@ -42,7 +42,9 @@ class RunningService:
             f"{self.url}/api/admin/ingest", json=body, headers=self._headers(), timeout=10
         )
         if response.status_code not in (202, 409):
-            raise RuntimeError(f"the service refused the ingest: {response.status_code} {response.text[:300]}")
+            raise RuntimeError(
+                f"the service refused the ingest: {response.status_code} {response.text[:300]}"
+            )
         return self.status()
 
     def follow(self, show_progress: bool = True, poll_s: float = 0.5) -> dict[str, Any]:

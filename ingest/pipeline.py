@@ -147,7 +147,9 @@ def run_ingest(
     candidates = _hash_files(scanned.files, report, show_progress)
     todo = _new_candidates(settings, store, candidates, report)
 
-    _encode_and_write(settings, encoder, store, classifier, fingerprint, todo, report, show_progress, on_progress)
+    _encode_and_write(
+        settings, encoder, store, classifier, fingerprint, todo, report, show_progress, on_progress
+    )
     report.relabelled = relabel_stale(store, classifier, fingerprint, show_progress)
     store.optimize(IMAGES)
     report.total_points = store.count(IMAGES)
@@ -323,9 +325,13 @@ def relabel_stale(
     """Recompute labels of points labelled with older prompts, from their stored vectors (no encoding)."""
     stale_ids = [p.id for p in store.scroll(IMAGES) if p.payload.get("labels_version") != fingerprint]
     relabelled = 0
-    bar = tqdm(total=len(stale_ids), desc="re-labelling", unit="img", disable=not show_progress or not stale_ids)
+    bar = tqdm(
+        total=len(stale_ids), desc="re-labelling", unit="img", disable=not show_progress or not stale_ids
+    )
     for start in range(0, len(stale_ids), 256):
-        points = [p for p in store.retrieve(IMAGES, stale_ids[start : start + 256], True) if p.vector is not None]
+        points = [
+            p for p in store.retrieve(IMAGES, stale_ids[start : start + 256], True) if p.vector is not None
+        ]
         if not points:
             continue
         vectors = np.stack([p.vector for p in points if p.vector is not None])

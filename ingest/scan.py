@@ -10,7 +10,21 @@ from core.images import IMAGE_SUFFIXES
 
 # Image formats we recognise by name but do not decode: reported as skipped, not silently ignored.
 KNOWN_UNSUPPORTED = frozenset(
-    {".heic", ".heif", ".avif", ".jxl", ".psd", ".svg", ".ico", ".tga", ".raw", ".cr2", ".nef", ".dng", ".eps"}
+    {
+        ".heic",
+        ".heif",
+        ".avif",
+        ".jxl",
+        ".psd",
+        ".svg",
+        ".ico",
+        ".tga",
+        ".raw",
+        ".cr2",
+        ".nef",
+        ".dng",
+        ".eps",
+    }
 )
 
 

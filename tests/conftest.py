@@ -11,14 +11,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from core.encoder import ClipEncoder  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from tests.tiny_clip import build_tiny_clip  # noqa: E402
+from core.encoder import ClipEncoder
+from core.settings import Settings
+from tests.tiny_clip import build_tiny_clip
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -49,7 +49,9 @@ class LiveServer:
                 self.process.wait(5)
 
 
-def start_gunicorn(env: dict[str, str], log_path: Path, wait_ready: bool = True, timeout: float = 90) -> LiveServer:
+def start_gunicorn(
+    env: dict[str, str], log_path: Path, wait_ready: bool = True, timeout: float = 90
+) -> LiveServer:
     """Run `gunicorn -c api/gunicorn_conf.py api.wsgi:app` like `make run` does, on a free port."""
     port = free_port()
     full_env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
@@ -69,7 +71,9 @@ def start_gunicorn(env: dict[str, str], log_path: Path, wait_ready: bool = True,
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{server.log()}")
         try:
-            response = requests.get(f"{server.url}/api/ready" if wait_ready else f"{server.url}/api/health", timeout=2)
+            response = requests.get(
+                f"{server.url}/api/ready" if wait_ready else f"{server.url}/api/health", timeout=2
+            )
             if response.status_code == 200:
                 return server
         except requests.RequestException:

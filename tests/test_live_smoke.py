@@ -4,7 +4,9 @@ import requests
 
 
 def test_live_server_searches(live_server) -> None:  # type: ignore[no-untyped-def]
-    response = requests.get(f"{live_server.url}/api/search", params={"q": "Eiffel Tower at night"}, timeout=30)
+    response = requests.get(
+        f"{live_server.url}/api/search", params={"q": "Eiffel Tower at night"}, timeout=30
+    )
     assert response.status_code == 200
     body = response.json()
     assert len(body["results"]) == 12

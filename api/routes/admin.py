@@ -13,9 +13,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, current_app, jsonify, request
-from api.openapi import Blueprint
 
 from api.errors import ApiError
+from api.openapi import Blueprint
 from api.uploads import service
 from ingest.handoff import TOKEN_FILE, TOKEN_HEADER
 
@@ -53,7 +53,9 @@ def _authorize() -> None:
         local = False
     given = request.headers.get(TOKEN_HEADER, "")
     if not expected or not local or not hmac.compare_digest(given.encode(), str(expected).encode()):
-        raise ApiError(403, "forbidden", "Administration is only available locally, with the service's token.")
+        raise ApiError(
+            403, "forbidden", "Administration is only available locally, with the service's token."
+        )
 
 
 @blp.route("/ingest", methods=["GET"])

@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from flask import g
-from api.openapi import Blueprint
 
+from api.openapi import Blueprint
 from api.schemas import ClassifyResponse, UploadFiles
 from api.uploads import decode_upload, service
 

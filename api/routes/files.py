@@ -6,9 +6,9 @@ import mimetypes
 from pathlib import Path
 
 from flask import Response, send_file
-from api.openapi import Blueprint
 
 from api.errors import ApiError
+from api.openapi import Blueprint
 from api.uploads import parse_point_id, service
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.store import IMAGES

@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from flask import g
-from api.openapi import Blueprint
 
 from api.errors import ApiError
+from api.openapi import Blueprint
 from api.schemas import ImageMeta, SearchResponse, SimilarArgs
 from api.uploads import parse_point_id, service
 from core.store import IMAGES

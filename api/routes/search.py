@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 from flask import g
-from api.openapi import Blueprint
 
 from api.errors import ApiError
+from api.openapi import Blueprint
 from api.schemas import PageArgs, SearchResponse, TextSearchArgs, UploadFiles
 from api.uploads import decode_upload, service
 

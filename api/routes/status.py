@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from flask import Response, jsonify
-from api.openapi import Blueprint
 
 from api.errors import error_response
+from api.openapi import Blueprint
 from api.schemas import ClassesResponse
 from api.uploads import service
 from core.store import IMAGES

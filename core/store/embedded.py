@@ -129,9 +129,7 @@ class EmbeddedStore(VectorStore):
         """Write points; the WAL makes them durable before this returns."""
         if not points:
             return
-        batch = [
-            Point(p.id, np.asarray(p.vector, dtype=np.float32).tolist(), p.payload) for p in points
-        ]
+        batch = [Point(p.id, np.asarray(p.vector, dtype=np.float32).tolist(), p.payload) for p in points]
         with self._lock:
             self._require(name).update(UpdateOperation.upsert_points(batch))
 
@@ -238,8 +236,8 @@ class EmbeddedStore(VectorStore):
 def _filter(label: str | None, exclude_id: str | None) -> Filter | None:
     if label is None and exclude_id is None:
         return None
-    must = [FieldCondition(LABEL_FIELD, match=MatchValue(label))] if label is not None else None
-    must_not = [HasIdCondition({exclude_id})] if exclude_id is not None else None
+    must: list[Any] | None = [FieldCondition(LABEL_FIELD, match=MatchValue(label))] if label is not None else None
+    must_not: list[Any] | None = [HasIdCondition({exclude_id})] if exclude_id is not None else None
     return Filter(must=must, must_not=must_not)
 
 

@@ -132,7 +132,9 @@ class ServerStore(VectorStore):
             with_payload=True,
             search_params=models.SearchParams(hnsw_ef=max(self.hnsw_ef, limit + offset), exact=exact),
         )
-        return [Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in response.points]
+        return [
+            Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in response.points
+        ]
 
     @_unavailable_on_network_errors
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[PointRecord]:
