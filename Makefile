@@ -23,8 +23,17 @@ run: setup ## ingest what images/ holds, then serve API and UI on http://localho
 serve: setup ## serve without ingesting first
 	$(PY) -m gunicorn -c api/gunicorn_conf.py "api.wsgi:app"
 
-ingest: setup ## make new photos in images/ searchable (hands the work to a running service)
-	$(PY) -m ingest $(ARGS)
+COMPOSE ?= docker compose
+
+# In the compose stack when it is up (path arguments are then container paths, /photos/...); else here,
+# where a running `make run` service takes the work over (it owns the embedded shard).
+ingest: ## make new photos in images/ searchable, without restarting the service
+	@if command -v docker >/dev/null 2>&1 && $(COMPOSE) ps --services --filter status=running 2>/dev/null | grep -qx api; then \
+		echo "The compose stack is up: ingesting in its ingest container."; \
+		$(COMPOSE) run --rm ingest $(ARGS); \
+	else \
+		$(MAKE) --no-print-directory setup && $(PY) -m ingest $(ARGS); \
+	fi
 
 crosscheck: setup ## rerun the FAISS cross-check of Qdrant's answers
 	$(PY) -m ingest.crosscheck $(ARGS)
@@ -46,14 +55,14 @@ bench-full: setup
 dataset: setup ## download a CC-licensed landmark library into images/
 	$(PY) -m dataset $(ARGS)
 
-up: ## the compose stack (Qdrant server, api, web)
-	docker compose up -d --build
+up: ## the compose stack (Qdrant server, api, web); needs QDRANT_API_KEY in .env
+	$(COMPOSE) up -d --build
 
 down:
-	docker compose down
+	$(COMPOSE) down
 
 logs:
-	docker compose logs -f --tail=100
+	$(COMPOSE) logs -f --tail=100
 
 clean: ## remove the virtual environment (data/ and images/ are kept)
 	rm -rf $(VENV)
