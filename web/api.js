@@ -1,0 +1,105 @@
+// The Wonders REST API, same origin. Every failure becomes an ApiError with the server's code and message.
+
+/** Queries longer than this go in a POST body instead of the URL. */
+const LONG_QUERY = 500;
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function request(path, { method = "GET", body, json, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  }
+  let response;
+  try {
+    response = await fetch(path, { method, body, headers, signal, credentials: "same-origin" });
+  } catch (err) {
+    if (err && err.name === "AbortError") throw err;
+    throw new ApiError(0, "network", "Could not reach the server.");
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiError(response.status, error.code || `http_${response.status}`, error.message || response.statusText);
+  }
+  return data;
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== "") search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+function upload(file) {
+  const form = new FormData();
+  form.append("image", file, file.name || "image");
+  return form;
+}
+
+/** GET /api/ready: {ok: true} or {ok: false, code, message} (503 while the model loads). */
+export async function ready(signal) {
+  try {
+    await request("/api/ready", { signal });
+    return { ok: true };
+  } catch (err) {
+    if (err instanceof ApiError) return { ok: false, code: err.code, message: err.message, status: err.status };
+    throw err;
+  }
+}
+
+export function stats(signal) {
+  return request("/api/stats", { signal });
+}
+
+export function classes(signal) {
+  return request("/api/classes", { signal });
+}
+
+/** Text → image. Long queries are sent as JSON (POST) so they never hit URL limits. */
+export function search({ q, k = 12, offset = 0, cls = null, signal }) {
+  if (q.length > LONG_QUERY) {
+    const json = { q, k, offset };
+    if (cls) json.class = cls;
+    return request("/api/search", { method: "POST", json, signal });
+  }
+  return request(`/api/search${query({ q, k, offset, class: cls })}`, { signal });
+}
+
+/** Image → image, from an uploaded file (never stored by the server). */
+export function searchImage(file, { k = 12, offset = 0, cls = null, signal } = {}) {
+  return request(`/api/search/image${query({ k, offset, class: cls })}`, {
+    method: "POST",
+    body: upload(file),
+    signal,
+  });
+}
+
+/** More like a stored image, from its stored vector. */
+export function similar(id, { k = 12, offset = 0, cls = null, signal } = {}) {
+  return request(`/api/images/${encodeURIComponent(id)}/similar${query({ k, offset, class: cls })}`, { signal });
+}
+
+export function image(id, signal) {
+  return request(`/api/images/${encodeURIComponent(id)}`, { signal });
+}
+
+export function classify(file, signal) {
+  return request("/api/classify", { method: "POST", body: upload(file), signal });
+}
