@@ -85,7 +85,11 @@ def handle_http_exception(error: HTTPException) -> Response:
     if status == 404:
         return error_response(404, "not_found", "No such resource.")
     if status == 405:
-        return error_response(405, "method_not_allowed", "This method is not allowed on this resource.")
+        response = error_response(405, "method_not_allowed", "This method is not allowed on this resource.")
+        allowed = getattr(error, "valid_methods", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)  # required on a 405 (RFC 9110)
+        return response
     message = data.get("message") or error.description or error.name
     return error_response(status, _CODES.get(status, "http_error"), str(message))
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from typing import Any, ClassVar
 
+import flask
 import flask_smorest
 from webargs.flaskparser import FlaskParser
 
@@ -23,6 +25,16 @@ class WondersParser(FlaskParser):
         "query": None,
         "querystring": None,
     }
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        """The JSON body; a body Python's parser cannot take (nested thousands deep, an integer of
+        thousands of digits) is invalid JSON, a 400, rather than an unhandled error."""
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError) as err:
+            raise json.JSONDecodeError(f"unparseable JSON ({type(err).__name__})", "<body>", 0) from None
 
 
 class Blueprint(flask_smorest.Blueprint):

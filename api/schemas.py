@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
 MAX_K = 100
 MAX_OFFSET = 10_000
+
+
+class WholeNumber(ma.fields.Integer):
+    """An integer that refuses fractions: JSON `2.5` is a 400, not silently 2 (query strings parse as usual)."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
 
 
 class StrictSchema(ma.Schema):
@@ -19,10 +30,10 @@ class StrictSchema(ma.Schema):
 class PageArgs(StrictSchema):
     """k, offset, class filter and minimum score, shared by every search."""
 
-    k = ma.fields.Integer(
+    k = WholeNumber(
         load_default=12, validate=validate.Range(1, MAX_K), metadata={"description": "results per page"}
     )
-    offset = ma.fields.Integer(
+    offset = WholeNumber(
         load_default=0, validate=validate.Range(0, MAX_OFFSET), metadata={"description": "results to skip"}
     )
     class_ = ma.fields.String(
@@ -152,6 +163,35 @@ class ClassesResponse(ma.Schema):
     """Every class."""
 
     classes = ma.fields.List(ma.fields.Nested(ClassInfo), required=True)
+
+
+class HealthResponse(ma.Schema):
+    """Liveness."""
+
+    status = ma.fields.String(required=True)
+
+
+class ReadyResponse(ma.Schema):
+    """Readiness, once the model and the store answer (else a 503 error)."""
+
+    ready = ma.fields.Boolean(required=True)
+    model = ma.fields.String()
+    device = ma.fields.String()
+
+
+class StatsResponse(ma.Schema):
+    """Point count, model, embedding size, counts per class and the last FAISS cross-check."""
+
+    points = ma.fields.Integer(required=True)
+    indexed_vectors = ma.fields.Integer()
+    model = ma.fields.String(required=True)
+    dim = ma.fields.Integer(required=True)
+    device = ma.fields.String()
+    precision = ma.fields.String()
+    store = ma.fields.String()
+    classes = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+    crosscheck = ma.fields.Dict(allow_none=True, metadata={"description": "null before the first run"})
+    query_cache = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
 
 
 class ErrorBody(ma.Schema):

@@ -172,6 +172,8 @@ class WondersService:
     def text_vector(self, text: str) -> np.ndarray:
         """The query's text embedding, from the cache when it was asked before."""
         encoder, _ = self.require_ready()
+        # Lone surrogates (valid in JSON strings, "\ud800") are no text a tokenizer can take.
+        text = text.encode("utf-8", "replace").decode("utf-8")
         key = " ".join(text.split())[: self.MAX_QUERY_CHARS]
         vector = self.cache.get(key)
         if vector is None:

@@ -9,7 +9,7 @@ from flask import Response, jsonify
 
 from api.errors import error_response
 from api.openapi import Blueprint
-from api.schemas import ClassesResponse
+from api.schemas import ClassesResponse, HealthResponse, ReadyResponse, StatsResponse
 from api.uploads import service
 from core.store import IMAGES
 
@@ -17,12 +17,14 @@ blp = Blueprint("status", __name__, url_prefix="/api", description="Health, read
 
 
 @blp.route("/health", methods=["GET"])
+@blp.response(200, HealthResponse)
 def health() -> Response:
     """Liveness: the process answers."""
     return jsonify({"status": "ok"})
 
 
 @blp.route("/ready", methods=["GET"])
+@blp.response(200, ReadyResponse)
 def ready() -> Response:
     """200 once the model is loaded and warmed up and the store answers, else 503 with the reason."""
     state = service().readiness()
@@ -33,6 +35,7 @@ def ready() -> Response:
 
 
 @blp.route("/stats", methods=["GET"])
+@blp.response(200, StatsResponse)
 def stats() -> Response:
     """Point count, model, embedding size, counts per class and the last FAISS cross-check."""
     wonders = service()
