@@ -192,6 +192,11 @@ class StatsResponse(ma.Schema):
     classes = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
     crosscheck = ma.fields.Dict(allow_none=True, metadata={"description": "null before the first run"})
     query_cache = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    limits = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Float(),
+        metadata={"description": "max_upload_mb and max_k, so clients can check before sending"},
+    )
 
 
 class ErrorBody(ma.Schema):

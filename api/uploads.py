@@ -32,7 +32,10 @@ def decode_upload(files: dict[str, Any]) -> DecodedImage:
         return decode_image(data, settings.max_image_pixels, min_side=min_side)
     except UnsupportedImage as err:
         raise ApiError(
-            415, "unsupported_image", f"The upload is not a decodable image: {err.reason}."
+            415,
+            "unsupported_image",
+            f"The upload is not a decodable image: {err.reason}.",
+            {"reason": err.reason},
         ) from None
 
 

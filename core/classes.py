@@ -35,6 +35,8 @@ def load_classes(path: Path) -> list[LandmarkClass]:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
         raise ClassesFileError(f"cannot read the classes file {path}: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ClassesFileError(f"the classes file {path} is not UTF-8 text: {err}") from err
     except yaml.YAMLError as err:
         raise ClassesFileError(f"the classes file {path} is not valid YAML: {err}") from err
     entries = raw.get("classes") if isinstance(raw, dict) else None

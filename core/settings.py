@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     classes_file: Path = Field(
         Path(__file__).with_name("classes.yaml"), description="the classes and their prompts"
     )
-    thumb_size: int = Field(384, ge=32, le=2048, description="longest side of a thumbnail, pixels")
+    thumb_size: int = Field(512, ge=32, le=2048, description="longest side of a thumbnail, pixels")
 
     # Serving
     port: int = Field(8000, ge=1, le=65535, description="where `make run` serves")

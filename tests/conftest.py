@@ -22,6 +22,10 @@ from tests.tiny_clip import build_tiny_clip
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The tiny model gains nothing from a second thread, and torch's spinning workers would fight the
+# decode threads and the subprocesses the suite starts for the two cores.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

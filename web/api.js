@@ -4,11 +4,12 @@
 const LONG_QUERY = 500;
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -33,7 +34,12 @@ async function request(path, { method = "GET", body, json, signal } = {}) {
   }
   if (!response.ok) {
     const error = (data && data.error) || {};
-    throw new ApiError(response.status, error.code || `http_${response.status}`, error.message || response.statusText);
+    throw new ApiError(
+      response.status,
+      error.code || `http_${response.status}`,
+      error.message || response.statusText,
+      error.details || null,
+    );
   }
   return data;
 }

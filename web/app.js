@@ -15,8 +15,8 @@ import {
   t,
 } from "./i18n.js";
 
-const MAX_UPLOAD_MB = 20;
-const MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024;
+// The server's limit, from /api/stats (limits.max_upload_mb); 20 MB until the stats arrive.
+const DEFAULT_MAX_UPLOAD_MB = 20;
 const DEFAULT_K = 12;
 const MAX_K = 100;
 const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|bmp|tiff?|heic|heif|avif)$/i;
@@ -171,7 +171,11 @@ function renderError() {
 function describeError(err) {
   return () => {
     if (err.code === "network") return t("networkError");
-    if (lang() !== "en" && has(`error_${err.code}`)) return t(`error_${err.code}`);
+    if (lang() !== "en" && has(`error_${err.code}`)) {
+      // The server's reason (e.g. "too many pixels") is English-only, but still worth showing.
+      const reason = err.details && typeof err.details.reason === "string" ? ` (${err.details.reason})` : "";
+      return t(`error_${err.code}`) + reason;
+    }
     return err.message || t("genericError", { code: err.code });
   };
 }
@@ -574,8 +578,9 @@ function renderContext() {
 function checkFile(file) {
   if (!file) return false;
   const name = file.name || "image";
-  if (file.size > MAX_UPLOAD_BYTES) {
-    setError(() => t("tooLarge", { name, size: megabytes(file.size), limit: MAX_UPLOAD_MB }));
+  const limitMb = state.stats?.limits?.max_upload_mb ?? DEFAULT_MAX_UPLOAD_MB;
+  if (file.size > limitMb * 1024 * 1024) {
+    setError(() => t("tooLarge", { name, size: megabytes(file.size), limit: limitMb }));
     return false;
   }
   const looksLikeImage = file.type ? file.type.startsWith("image/") : IMAGE_NAME.test(name);

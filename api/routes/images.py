@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
-
-from flask import g
 
 from api.errors import ApiError
 from api.openapi import Blueprint
+from api.routes.search import page_answer
 from api.schemas import ImageMeta, SearchResponse, SimilarArgs
 from api.uploads import parse_point_id, service
 from core.store import IMAGES
@@ -48,13 +46,7 @@ def similar(args: dict[str, Any], point_id: str) -> dict[str, Any]:
     _, store = wonders.require_ready()
     label = wonders.check_class(args.get("class_"))
     k, offset = args["k"], args["offset"]
-    hits = store.similar(IMAGES, parse_point_id(point_id), k, offset=offset, label=label)
+    hits = store.similar(IMAGES, parse_point_id(point_id), k + 1, offset=offset, label=label)
     if hits is None:
         raise ApiError(404, "not_found", "No image with this id.")
-    return {
-        "results": [wonders.result(hit) for hit in hits],
-        "k": k,
-        "offset": offset,
-        "next_offset": offset + len(hits) if len(hits) == k else None,
-        "took_ms": round((time.perf_counter() - g.started) * 1000, 1),
-    }
+    return page_answer(hits, k, offset)

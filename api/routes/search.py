@@ -12,6 +12,7 @@ from api.errors import ApiError
 from api.openapi import Blueprint
 from api.schemas import PageArgs, SearchResponse, TextSearchArgs, UploadFiles
 from api.uploads import decode_upload, service
+from core.store import Hit
 
 blp = Blueprint("search", __name__, url_prefix="/api", description="Text and image search")
 
@@ -21,12 +22,19 @@ def page(vector: np.ndarray, args: dict[str, Any]) -> dict[str, Any]:
     wonders = service()
     label = wonders.check_class(args.get("class_"))
     k, offset = args["k"], args["offset"]
-    hits = wonders.search(vector, k, offset, label, args.get("min_score"))
+    # One extra result tells whether a next page exists, so next_offset is null on the last page.
+    hits = wonders.search(vector, k + 1, offset, label, args.get("min_score"))
+    return page_answer(hits, k, offset)
+
+
+def page_answer(hits: list[Hit], k: int, offset: int) -> dict[str, Any]:
+    """The answer for a page fetched with k + 1 results."""
+    wonders = service()
     return {
-        "results": [wonders.result(hit) for hit in hits],
+        "results": [wonders.result(hit) for hit in hits[:k]],
         "k": k,
         "offset": offset,
-        "next_offset": offset + len(hits) if len(hits) == k else None,
+        "next_offset": offset + k if len(hits) > k else None,
         "took_ms": round((time.perf_counter() - g.started) * 1000, 1),
     }
 

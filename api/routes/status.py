@@ -9,7 +9,7 @@ from flask import Response, jsonify
 
 from api.errors import error_response
 from api.openapi import Blueprint
-from api.schemas import ClassesResponse, HealthResponse, ReadyResponse, StatsResponse
+from api.schemas import MAX_K, ClassesResponse, HealthResponse, ReadyResponse, StatsResponse
 from api.uploads import service
 from core.store import IMAGES
 
@@ -54,6 +54,7 @@ def stats() -> Response:
             "classes": store.label_counts(IMAGES, [c.id for c in classes]),
             "crosscheck": _crosscheck_report(wonders.settings.crosscheck_report),
             "query_cache": {"hits": wonders.cache.hits, "misses": wonders.cache.misses},
+            "limits": {"max_upload_mb": wonders.settings.max_upload_mb, "max_k": MAX_K},
         }
     )
 

@@ -236,7 +236,9 @@ class EmbeddedStore(VectorStore):
 def _filter(label: str | None, exclude_id: str | None) -> Filter | None:
     if label is None and exclude_id is None:
         return None
-    must: list[Any] | None = [FieldCondition(LABEL_FIELD, match=MatchValue(label))] if label is not None else None
+    must: list[Any] | None = (
+        [FieldCondition(LABEL_FIELD, match=MatchValue(label))] if label is not None else None
+    )
     must_not: list[Any] | None = [HasIdCondition({exclude_id})] if exclude_id is not None else None
     return Filter(must=must, must_not=must_not)
 
