@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.encoder import ClipEncoder
 from core.settings import Settings
