@@ -28,14 +28,14 @@ class IngestJob:
         with self._lock:
             return dict(self._state)
 
-    def start(self, paths: list[Path], recreate: bool) -> bool:
+    def start(self, paths: list[Path], recreate: bool, prune: bool = False) -> bool:
         """Start a run; False when one is already running."""
         with self._lock:
             if self._state.get("state") == "running":
                 return False
             self._state = {"state": "running", "phase": "starting", "done": 0, "total": 0}
             self._thread = threading.Thread(
-                target=self._run, args=(paths, recreate), name="wonders-ingest", daemon=True
+                target=self._run, args=(paths, recreate, prune), name="wonders-ingest", daemon=True
             )
             self._thread.start()
             return True
@@ -49,7 +49,7 @@ class IngestJob:
         with self._lock:
             self._state.update({"phase": phase, "done": done, "total": total})
 
-    def _run(self, paths: list[Path], recreate: bool) -> None:
+    def _run(self, paths: list[Path], recreate: bool, prune: bool) -> None:
         service = self.service
         try:
             encoder, store = service.require_ready()
@@ -59,6 +59,7 @@ class IngestJob:
                 store,
                 paths or None,
                 recreate=recreate,
+                prune=prune,
                 show_progress=False,
                 on_progress=self._progress,
             )

@@ -29,3 +29,8 @@ def write_thumb(thumbs_dir: Path, point_id: str, jpeg: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_thumb(thumbs_dir: Path, point_id: str) -> None:
+    """Delete a thumbnail if it exists."""
+    thumb_path(thumbs_dir, point_id).unlink(missing_ok=True)

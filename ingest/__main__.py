@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--recreate", action="store_true", help="drop the collections and re-encode everything"
     )
+    parser.add_argument(
+        "--prune", action="store_true", help="remove indexed images whose files left the library"
+    )
     parser.add_argument("--no-crosscheck", action="store_true", help="skip the FAISS cross-check")
     parser.add_argument("--no-handoff", action="store_true", help="never hand the work to a running service")
     parser.add_argument(
@@ -62,7 +65,7 @@ def _ingest_in_service(service: object, paths: list[Path], args: argparse.Namesp
 
     assert isinstance(service, RunningService)
     print(f"A Wonders service is running at {service.url}: handing the ingest to it.")
-    service.start(paths, args.recreate)
+    service.start(paths, args.recreate, args.prune)
     final = service.follow(show_progress=not args.quiet)
     if final.get("state") == "failed":
         print(f"error: {final.get('error')}", file=sys.stderr)
@@ -85,7 +88,13 @@ def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace
             settings.clip_model, settings.clip_device, settings.clip_precision, settings.torch_threads
         )
         report = run_ingest(
-            settings, encoder, store, paths, recreate=args.recreate, show_progress=not args.quiet
+            settings,
+            encoder,
+            store,
+            paths,
+            recreate=args.recreate,
+            show_progress=not args.quiet,
+            prune=args.prune,
         )
         print(report.summary())
         if not args.no_crosscheck:

@@ -118,7 +118,7 @@ def run_crosscheck(store: VectorStore, settings: Settings, samples: int = 100, k
             "indexed_vectors": stats.indexed_vectors,
             "search": "hnsw"
             if stats.indexed_vectors >= len(ids)
-            else "exhaustive (below indexing threshold)",
+            else "exhaustive, below the indexing threshold",
             "hnsw_copy": hnsw_recall(ids, vectors, queries, k, settings.hnsw_ef),
         }
     )
@@ -141,8 +141,8 @@ def format_report(report: dict[str, Any]) -> str:
     return (
         f"cross-check vs FAISS flat: recall@{report['k']} = {report['recall_at_k']:.4f} over "
         f"{report['queries']} queries, {report['points']} points, {report['indexed_vectors']} in HNSW "
-        f"({report['search']}); HNSW-indexed copy: recall@{report['k']} = {copy['recall_at_k']:.4f} "
-        f"({copy['indexed_vectors']} indexed, ef={copy['hnsw_ef']})"
+        f"[{report['search']}]; HNSW-indexed copy: recall@{report['k']} = {copy['recall_at_k']:.4f} "
+        f"[{copy['indexed_vectors']} indexed, ef={copy['hnsw_ef']}]"
     )
 
 

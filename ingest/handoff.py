@@ -35,9 +35,9 @@ class RunningService:
         result: dict[str, Any] = response.json()
         return result
 
-    def start(self, paths: list[Path], recreate: bool) -> dict[str, Any]:
+    def start(self, paths: list[Path], recreate: bool, prune: bool = False) -> dict[str, Any]:
         """Ask the service to ingest; if a job is already running we follow that one."""
-        body = {"paths": [str(p.resolve()) for p in paths], "recreate": recreate}
+        body = {"paths": [str(p.resolve()) for p in paths], "recreate": recreate, "prune": prune}
         response = requests.post(
             f"{self.url}/api/admin/ingest", json=body, headers=self._headers(), timeout=10
         )

@@ -26,7 +26,7 @@ from core.ids import image_point_id, sha256_hex
 from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
 from core.settings import Settings
 from core.store.base import IMAGES, PointRecord, VectorStore
-from core.thumbnails import write_thumb
+from core.thumbnails import remove_thumb, write_thumb
 from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
 from ingest.attribution import attribution_for
 from ingest.scan import scan
@@ -44,6 +44,8 @@ class IngestReport:
     duplicates: int = 0
     renamed: int = 0
     relabelled: int = 0
+    missing: int = 0
+    pruned: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     encode_seconds: float = 0.0
@@ -62,6 +64,8 @@ class IngestReport:
             "duplicates": self.duplicates,
             "renamed": self.renamed,
             "relabelled": self.relabelled,
+            "missing": self.missing,
+            "pruned": self.pruned,
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 3),
@@ -76,6 +80,13 @@ class IngestReport:
             f"time: {self.seconds:.1f} s   {self.images_per_s:.2f} images/s   "
             f"collection now holds {self.total_points} images",
         ]
+        if self.pruned:
+            lines.append(f"removed {self.pruned} images whose files left the library")
+        if self.missing:
+            lines.append(
+                f"{self.missing} indexed images have no file in the library any more (still searchable); "
+                "`make ingest ARGS=--prune` removes them"
+            )
         lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
         return "\n".join(lines)
 
@@ -132,8 +143,11 @@ def run_ingest(
     recreate: bool = False,
     show_progress: bool = True,
     on_progress: ProgressCallback | None = None,
+    prune: bool = False,
 ) -> IngestReport:
-    """Make every new image under `paths` (default: the library) searchable; see the module docstring."""
+    """Make every new image under `paths` (default: the library) searchable; see the module docstring.
+
+    Over the whole library, images whose files are gone are counted, and removed with `prune`."""
     started = time.perf_counter()
     report = IngestReport()
     meta = encoder.identity.as_meta()
@@ -146,6 +160,13 @@ def run_ingest(
     report.skipped += [(str(p), reason) for p, reason in scanned.skipped]
     candidates = _hash_files(scanned.files, report, show_progress)
     todo = _new_candidates(settings, store, candidates, report)
+    if not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]:
+        gone = find_missing(settings, store)
+        if prune:
+            remove_points(settings, store, gone)
+            report.pruned = len(gone)
+        else:
+            report.missing = len(gone)
 
     _encode_and_write(
         settings, encoder, store, classifier, fingerprint, todo, report, show_progress, on_progress
@@ -201,6 +222,23 @@ def _new_candidates(
                 store.set_payload(IMAGES, candidate.point_id, {"path": new_path})
                 report.renamed += 1
     return todo
+
+
+def find_missing(settings: Settings, store: VectorStore) -> list[str]:
+    """Ids of indexed images whose file is no longer where the payload says."""
+    return [
+        point.id
+        for point in store.scroll(IMAGES)
+        if not _library_file(settings, str(point.payload.get("path", ""))).is_file()
+    ]
+
+
+def remove_points(settings: Settings, store: VectorStore, ids: list[str]) -> None:
+    """Delete images from the collection, and their thumbnails."""
+    for start in range(0, len(ids), 256):
+        store.delete(IMAGES, ids[start : start + 256])
+    for point_id in ids:
+        remove_thumb(settings.thumbs_dir, point_id)
 
 
 def _library_file(settings: Settings, stored_path: str) -> Path:

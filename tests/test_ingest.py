@@ -276,6 +276,30 @@ def test_renamed_file_is_not_re_encoded(
     assert store.count(IMAGES) == 12
 
 
+def test_deleted_files_are_reported_and_pruned_on_request(
+    settings: Settings,
+    encoder: ClipEncoder,
+    store: VectorStore,
+    library: dict[str, int],
+    counter: EncodeCounter,
+) -> None:
+    ingest(settings, encoder, store)
+    counter.images = 0
+    gone = settings.images_dir / "good" / "photo_3.jpg"
+    gone_id = image_point_id(sha256_hex(gone.read_bytes()))
+    gone.unlink()
+    report = ingest(settings, encoder, store)
+    assert report.missing == 1 and report.pruned == 0
+    assert "--prune" in report.summary()
+    assert store.count(IMAGES) == 12
+    report = ingest(settings, encoder, store, prune=True)
+    assert report.pruned == 1 and report.missing == 0
+    assert store.count(IMAGES) == 11
+    assert not store.retrieve(IMAGES, [gone_id])
+    assert not thumb_path(settings.thumbs_dir, gone_id).exists()
+    assert counter.images == 0
+
+
 def test_copied_file_is_not_re_encoded(
     settings: Settings,
     encoder: ClipEncoder,

@@ -30,6 +30,7 @@ class IngestArgs(ma.Schema):
 
     paths = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=4096)), load_default=list)
     recreate = ma.fields.Boolean(load_default=False)
+    prune = ma.fields.Boolean(load_default=False)
 
 
 def write_admin_token(data_dir: Path) -> str:
@@ -72,5 +73,5 @@ def ingest_start(args: dict[str, Any]) -> tuple[Response, int]:
     _authorize()
     service().require_ready()
     job = current_app.extensions["wonders_ingest"]
-    started = job.start([Path(p) for p in args["paths"]], args["recreate"])
+    started = job.start([Path(p) for p in args["paths"]], args["recreate"], args["prune"])
     return jsonify(job.status()), 202 if started else 409
