@@ -65,7 +65,7 @@ def create_app(
         if load:
             service.load_in_background()
     else:
-        service.classifier()
+        service.prepare()
     logging.getLogger(__name__).debug("app created")
     return app
 

@@ -52,7 +52,7 @@ class IngestJob:
     def _run(self, paths: list[Path], recreate: bool, prune: bool) -> None:
         service = self.service
         try:
-            encoder, store = service.require_ready()
+            encoder, store = service.require_loaded()
             report = run_ingest(
                 service.settings,
                 encoder,

@@ -19,7 +19,8 @@ from api.errors import ApiError
 from core.classes import LandmarkClass, load_classes
 from core.encoder import ClipEncoder
 from core.settings import Settings
-from core.store import IMAGES, Hit, StoreUnavailable, VectorStore, open_store
+from core.store import IMAGES, CollectionMismatch, Hit, StoreUnavailable, VectorStore, open_store
+from core.store.base import check_meta
 from core.zero_shot import ZeroShotClassifier
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class Readiness:
 class WondersService:
     """Everything a request needs; see the module docstring."""
 
-    MAX_QUERY_CHARS = 1000  # far beyond CLIP's 77 tokens, which truncation cuts anyway
+    MAX_QUERY_CHARS = 1000
+    MISMATCH_CHECK_S = 30.0  # far beyond CLIP's 77 tokens, which truncation cuts anyway
 
     def __init__(
         self, settings: Settings, encoder: ClipEncoder | None = None, store: VectorStore | None = None
@@ -83,6 +85,8 @@ class WondersService:
         self._classifier: ZeroShotClassifier | None = None
         self._classifier_lock = threading.Lock()
         self._loader: threading.Thread | None = None
+        self._mismatch: str | None = None
+        self._mismatch_checked_at = float("-inf")
 
     # -- loading -----------------------------------------------------------------------------------
     def load_in_background(self) -> None:
@@ -105,13 +109,19 @@ class WondersService:
                 self.encoder.device,
                 self.encoder.precision,
             )
-            try:
-                self.classifier()
-            except StoreUnavailable as err:
-                log.warning("store not reachable yet: %s", err)
+            self.prepare()
         except Exception as err:  # keep serving health/readiness with the reason
             log.exception("loading failed")
             self.load_error = f"{type(err).__name__}: {err}"
+
+    def prepare(self) -> None:
+        """Read the class vectors now, so the first query does not; problems are left to readiness."""
+        try:
+            self.classifier()
+        except StoreUnavailable as err:
+            log.warning("store not reachable yet: %s", err)
+        except ApiError as err:
+            log.error("%s", err.message)
 
     def wait_loaded(self, timeout: float | None = None) -> None:
         """Block until the background load ends (tests and benchmarks)."""
@@ -126,16 +136,48 @@ class WondersService:
             return Readiness(False, "not_ready", "The model is still loading; retry in a few seconds.")
         try:
             self.store.ping()
+            mismatch = self.collection_mismatch(force=True)
         except StoreUnavailable as err:
             return Readiness(False, "store_unavailable", str(err))
+        if mismatch:
+            return Readiness(False, "model_mismatch", mismatch)
         return Readiness(True, "ready", "ready")
 
     def require_ready(self) -> tuple[ClipEncoder, VectorStore]:
-        """The encoder and store, or a 503 ApiError while they are not there."""
+        """The encoder and store, or a 503 ApiError while they are not there or do not match."""
+        if self.encoder is None or self.store is None:
+            state = self.readiness()
+            raise ApiError(503, state.code, state.message)
+        mismatch = self.collection_mismatch()
+        if mismatch:
+            raise ApiError(503, "model_mismatch", mismatch)
+        return self.encoder, self.store
+
+    def require_loaded(self) -> tuple[ClipEncoder, VectorStore]:
+        """The encoder and store once loaded, even when the collection needs rebuilding (for ingest)."""
         if self.encoder is None or self.store is None:
             state = self.readiness()
             raise ApiError(503, state.code, state.message)
         return self.encoder, self.store
+
+    def collection_mismatch(self, force: bool = False) -> str | None:
+        """Why the stored collection cannot be searched with this model, or None when it can.
+
+        A collection built by another model or embedding size is never mixed with this one's vectors.
+        Checked at most every MISMATCH_CHECK_S seconds (a server round trip), or now with `force`."""
+        if self.encoder is None or self.store is None:
+            return None
+        now = time.monotonic()
+        if force or now - self._mismatch_checked_at > self.MISMATCH_CHECK_S:
+            stored = self.store.collection_meta(IMAGES)
+            try:
+                if stored is not None:
+                    check_meta(IMAGES, stored, self.encoder.identity.as_meta())
+                self._mismatch = None
+            except CollectionMismatch as err:
+                self._mismatch = str(err)
+            self._mismatch_checked_at = now
+        return self._mismatch
 
     # -- classes -----------------------------------------------------------------------------------
     def classifier(self) -> ZeroShotClassifier:
@@ -151,9 +193,10 @@ class WondersService:
             return self._classifier
 
     def reload_classifier(self) -> None:
-        """Forget the class vectors so the next request reads the stored ones again."""
+        """Forget the class vectors (and the model check) so the next request reads the store again."""
         with self._classifier_lock:
             self._classifier = None
+        self._mismatch_checked_at = float("-inf")
 
     def class_by_id(self, class_id: str | None) -> LandmarkClass | None:
         """The class with this id from the classifier, or None."""

@@ -11,11 +11,14 @@ import json  # noqa: E402
 import urllib.parse  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
 
+from api import create_app  # noqa: E402
+from core.encoder import ClipEncoder  # noqa: E402
 from tests.api_helpers import (  # noqa: E402
     ATTRIBUTED,
     SECRET,
@@ -27,6 +30,7 @@ from tests.api_helpers import (  # noqa: E402
     upload,
 )
 from tests.image_factory import bomb_png, jpeg_bytes, photo, truncated_jpeg  # noqa: E402
+from tests.tiny_clip import build_tiny_clip  # noqa: E402
 
 pytest_plugins = ["tests.api_helpers"]
 
@@ -488,3 +492,20 @@ def test_failed_uploads_write_nothing(client: FlaskClient, api_library: ApiLibra
     for payload in NOT_IMAGES.values():
         client.post("/api/classify", data=upload(payload, "../../../planted.jpg"))
     assert (listing(images), listing(data)) == before
+
+
+def test_a_collection_of_another_model_is_refused_with_what_to_do(
+    api_library: ApiLibrary, tmp_path: Path
+) -> None:
+    other_model = build_tiny_clip(tmp_path / "other-clip", dim=24)
+    other = ClipEncoder(str(other_model), device="cpu", precision="fp32")
+    settings = api_library.settings_with(clip_model=str(other_model))
+    client = create_app(settings, other, api_library.store).test_client()
+    ready = assert_error(client.get("/api/ready"), 503, "model_mismatch")
+    assert "--recreate" in ready["message"]
+    for response in (
+        client.get("/api/search", query_string={"q": "a tower"}),
+        client.get("/api/stats"),
+        client.post("/api/classify", data=upload(jpeg_bytes(photo(3)))),
+    ):
+        assert_error(response, 503, "model_mismatch")

@@ -229,6 +229,7 @@ function waitReady() {
         text: () => {
           if (code === "store_unavailable") return t("storeDown", { message });
           if (code === "load_failed") return t("loadFailed", { message });
+          if (code === "model_mismatch") return t("modelMismatch", { message });
           if (code === "network") return t("networkError");
           return t("starting");
         },

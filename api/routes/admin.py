@@ -71,7 +71,7 @@ def ingest_status() -> Response:
 def ingest_start(args: dict[str, Any]) -> tuple[Response, int]:
     """Start an ingest inside the service (which owns the embedded shard)."""
     _authorize()
-    service().require_ready()
+    service().require_loaded()
     job = current_app.extensions["wonders_ingest"]
     started = job.start([Path(p) for p in args["paths"]], args["recreate"], args["prune"])
     return jsonify(job.status()), 202 if started else 409
