@@ -51,7 +51,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HOME=/cache/huggingface \
     IMAGES_DIR=/photos \
     DATA_DIR=/data \
-    PORT=8000
+    PORT=8000 \
+    HOST=0.0.0.0
 
 # The unprivileged user, and the folders it writes. In docker-compose.yml /cache/huggingface and /data are
 # named volumes: a new volume takes this ownership, so the model weights download once and stay.

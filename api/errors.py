@@ -14,6 +14,13 @@ from werkzeug.exceptions import HTTPException
 
 from core.store import StoreUnavailable
 
+try:  # what gunicorn raises while the app reads a body the client framed badly or cut short
+    from gunicorn.http.errors import NoMoreData, ParseException
+
+    CLIENT_BODY_ERRORS: tuple[type[BaseException], ...] = (ParseException, NoMoreData)
+except ImportError:  # served by another WSGI server
+    CLIENT_BODY_ERRORS = ()
+
 log = logging.getLogger(__name__)
 
 _CODES = {
@@ -112,6 +119,9 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         if isinstance(error, HTTPException):
             return handle_http_exception(error)
+        if isinstance(error, CLIENT_BODY_ERRORS):  # e.g. a chunked body with a bad chunk size
+            log.info("malformed request body: %s", error)
+            return error_response(400, "bad_request", "The request body is malformed or incomplete.")
         log.exception("unhandled error")
         return error_response(500, "internal_error", "Something went wrong on the server.")
 

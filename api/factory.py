@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
+from typing import IO
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 
 from api.errors import register_error_handlers
 from api.ingest_job import IngestJob
@@ -23,6 +25,22 @@ MULTIPART_OVERHEAD = 64 * 1024
 # An oversize body up to this many times the limit is read and dropped before the 413, so the client
 # (still sending) gets the JSON answer instead of a reset connection. Larger ones are cut off at once.
 DRAIN_FACTOR = 4
+# Every body but a multipart upload is a small JSON document (a query of at most 20,000 characters); a
+# parser turns a 20 MB one into gigabytes of Python objects.
+MAX_JSON_BYTES = 1024 * 1024
+
+
+class WondersRequest(Request):
+    """Uploaded files stay in memory (bounded by MAX_CONTENT_LENGTH), never in a temporary file on disk."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        return io.BytesIO()
 
 
 def create_app(
@@ -34,6 +52,8 @@ def create_app(
     """Build the Flask app. Missing encoder/store are loaded in a background thread when `load`."""
     settings = settings or load_settings()
     app = Flask(__name__, static_folder=None)
+    app.request_class = WondersRequest
+    app.url_map.merge_slashes = False  # "/api//search" is a 404, not an HTML redirect built from Host
     app.config.update(openapi_config(API_VERSION))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + MULTIPART_OVERHEAD
     app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
@@ -53,7 +73,9 @@ def create_app(
     @app.before_request
     def _start_clock() -> None:
         g.started = time.perf_counter()
-        _drain_oversize_body(app.config["MAX_CONTENT_LENGTH"])
+        if request.mimetype != "multipart/form-data":
+            request.max_content_length = MAX_JSON_BYTES
+        _drain_oversize_body(request.max_content_length or app.config["MAX_CONTENT_LENGTH"])
 
     @app.after_request
     def _headers(response: Response) -> Response:

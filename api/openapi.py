@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 import flask
 import flask_smorest
+import marshmallow as ma
 from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import MultiDict
 
 from api.schemas import ErrorResponse
 
@@ -26,6 +28,16 @@ class WondersParser(FlaskParser):
         "querystring": None,
     }
 
+    def load_querystring(self, req: flask.Request, schema: ma.Schema) -> Any:
+        """The query parameters; one given twice (`?k=5&k=50`) is a 400, not silently its first value."""
+        _refuse_repeated(req.args, schema)
+        return super().load_querystring(req, schema)
+
+    def load_files(self, req: flask.Request, schema: ma.Schema) -> Any:
+        """The uploaded files; two files in the field `image` are a 400, not silently the first."""
+        _refuse_repeated(req.files, schema)
+        return super().load_files(req, schema)
+
     def _raw_load_json(self, req: flask.Request) -> Any:
         """The JSON body; a body Python's parser cannot take (nested thousands deep, an integer of
         thousands of digits) is invalid JSON, a 400, rather than an unhandled error."""
@@ -35,6 +47,15 @@ class WondersParser(FlaskParser):
             raise
         except (RecursionError, ValueError) as err:
             raise json.JSONDecodeError(f"unparseable JSON ({type(err).__name__})", "<body>", 0) from None
+
+
+def _refuse_repeated(values: MultiDict[str, Any], schema: ma.Schema) -> None:
+    names = {field.data_key or name for name, field in schema.fields.items()}
+    repeated = {
+        key: ["Given more than once."] for key, items in values.lists() if key in names and len(items) > 1
+    }
+    if repeated:
+        raise ma.ValidationError(repeated)
 
 
 class Blueprint(flask_smorest.Blueprint):

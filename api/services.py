@@ -7,6 +7,7 @@ process starts (readiness answers 503 meanwhile); tests pass a ready encoder and
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -129,16 +130,22 @@ class WondersService:
             self._loader.join(timeout)
 
     def readiness(self) -> Readiness:
-        """Ready when the model is loaded and the store answers."""
+        """Ready when the model is loaded and the store answers.
+
+        Anyone may ask, so the reasons name no server paths, addresses or exception texts: those are
+        in the server log."""
         if self.load_error:
-            return Readiness(False, "load_failed", f"The service failed to start: {self.load_error}")
+            return Readiness(False, "load_failed", "The service failed to start; the server log says why.")
         if self.encoder is None or self.store is None:
             return Readiness(False, "not_ready", "The model is still loading; retry in a few seconds.")
         try:
             self.store.ping()
             mismatch = self.collection_mismatch(force=True)
         except StoreUnavailable as err:
-            return Readiness(False, "store_unavailable", str(err))
+            log.warning("store unavailable: %s", err)
+            return Readiness(
+                False, "store_unavailable", "The vector store is not reachable right now; retry soon."
+            )
         if mismatch:
             return Readiness(False, "model_mismatch", mismatch)
         return Readiness(True, "ready", "ready")
@@ -175,7 +182,10 @@ class WondersService:
                     check_meta(IMAGES, stored, self.encoder.identity.as_meta())
                 self._mismatch = None
             except CollectionMismatch as err:
-                self._mismatch = str(err)
+                public = hide_paths(str(err))
+                if public != self._mismatch:
+                    log.error("%s", err)  # the full text, paths included, once
+                self._mismatch = public
             self._mismatch_checked_at = now
         return self._mismatch
 
@@ -258,6 +268,14 @@ class WondersService:
             label = landmark.label() if landmark else _unknown_label(entry.get("id"))
             out.append({**label, "confidence": entry.get("confidence")})
         return out
+
+
+def hide_paths(text: str) -> str:
+    """`text` with every absolute path cut to its last part, for messages anyone may read."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) + "…/" + m.group(2).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+_ABSOLUTE_PATH = re.compile(r"(^|[\s'\"(=])(/[^\s'\"]+)")
 
 
 def _unknown_label(class_id: Any) -> dict[str, Any]:

@@ -18,6 +18,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
+# A decoded image is cut around its centre to at most this aspect ratio. A 100,000 x 1 strip (a few hundred
+# bytes, far under any pixel limit) would otherwise be stretched by CLIP's preprocessing, which scales the
+# shorter side up to 224, into a 22,400,000 x 224 image: tens of gigabytes. CLIP looks at the central
+# square only, so the cut loses nothing it sees; a panorama's thumbnail keeps a 16:1 band.
+MAX_ASPECT = 16
+HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
 # Our own pixel limit replaces Pillow's global one, which would otherwise raise a
 # DecompressionBombError (not an OSError) or only warn, depending on the size.
 Image.MAX_IMAGE_PIXELS = None
@@ -88,11 +96,34 @@ def _decode_opened(image: Image.Image, max_pixels: int, min_side: int) -> Decode
     # Rotate before the mode conversion: 16-bit scaling and alpha compositing build new images that
     # no longer carry the EXIF block, so transposing after them would silently do nothing.
     image = ImageOps.exif_transpose(image) if orientation != 1 else image
-    image = _to_rgb(image)
+    image = _to_rgb(_reduce_early(image, min_side))
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    image = shrink(image, min_side)
+    image = shrink(crop_aspect(image, MAX_ASPECT), min_side)
     return DecodedImage(image=image, width=width, height=height, format=fmt)
+
+
+def _reduce_early(image: Image.Image, min_side: int) -> Image.Image:
+    """A big 16-bit, float or transparent image box-averaged down in its own mode before `_to_rgb`.
+
+    Converting those at full size costs gigabytes for 50 megapixels (float64 copies, alpha compositing),
+    from an upload of a few kilobytes. The factor is the first step `shrink`'s resize (reducing_gap=3)
+    would take anyway; other modes convert at the cost of an RGB image and are left to `shrink`."""
+    factor = int(min(image.size) / max(1, min_side) / 3)
+    if factor < 2:
+        return image
+    if image.mode in ("I", "F"):
+        return image.reduce(factor)  # a NaN makes its block NaN, black as before
+    if image.mode in HIGH_BIT_MODES:  # 16-bit, which Pillow does not reduce
+        array = np.asarray(image)
+        rows, cols = array.shape[0] // factor * factor, array.shape[1] // factor * factor
+        blocks = array[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+        return Image.fromarray(np.rint(blocks.mean(axis=(1, 3))).astype(np.uint16))  # still I;16
+    if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+        # Premultiplied, so the average composited on white equals the composite averaged.
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        return rgba.convert("RGBa").reduce(factor).convert("RGBA")
+    return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -100,7 +131,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if mode in HIGH_BIT_MODES:
         array = np.asarray(image, dtype=np.float64)
         if mode == "F":
             top = 1.0 if array.size and float(np.nanmax(array)) <= 1.0 else 255.0
@@ -113,11 +144,24 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode == "P":
         image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
         mode = image.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if mode in ALPHA_MODES:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def crop_aspect(image: Image.Image, max_aspect: float) -> Image.Image:
+    """The central part of the image whose longer side is at most `max_aspect` times the shorter one."""
+    width, height = image.size
+    longest = max(1, round(min(width, height) * max_aspect))
+    if width > longest:
+        left = (width - longest) // 2
+        return image.crop((left, 0, left + longest, height))
+    if height > longest:
+        top = (height - longest) // 2
+        return image.crop((0, top, width, top + longest))
+    return image
 
 
 def shrink(image: Image.Image, min_side: int) -> Image.Image:

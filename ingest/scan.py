@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ def scan(paths: Iterable[Path]) -> ScanResult:
         elif root.is_dir():
             candidates = sorted(p for p in root.rglob("*") if p.is_file())
         else:
-            result.skipped.append((root, "no such file or folder"))
+            result.skipped.append((_readable(root), "no such file or folder"))
             continue
         for path in candidates:
             if any(part.startswith(".") for part in path.relative_to(root).parts) and path != root:
@@ -57,10 +58,27 @@ def scan(paths: Iterable[Path]) -> ScanResult:
                 continue
             seen.add(resolved)
             suffix = path.suffix.lower()
-            if suffix in IMAGE_SUFFIXES:
+            if suffix in IMAGE_SUFFIXES and not _is_utf8(path):
+                # The path goes into the payload, which the stores keep as UTF-8 text.
+                result.skipped.append((_readable(path), "file name is not valid UTF-8; rename it"))
+            elif suffix in IMAGE_SUFFIXES:
                 result.files.append(path)
             elif suffix in KNOWN_UNSUPPORTED:
-                result.skipped.append((path, f"unsupported format ({suffix})"))
+                result.skipped.append((_readable(path), f"unsupported format ({suffix})"))
             elif path == root:
-                result.skipped.append((path, "not an image file name"))
+                result.skipped.append((_readable(path), "not an image file name"))
     return result
+
+
+def _is_utf8(path: Path) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _readable(path: Path) -> Path:
+    """The path with its undecodable bytes written as \\xNN, so it can be printed and sent as JSON."""
+    return Path(os.fsencode(path).decode("utf-8", "backslashreplace"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,11 @@ def write_admin_token(data_dir: Path) -> str:
     token = secrets.token_urlsafe(32)
     path = data_dir / TOKEN_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(token, encoding="utf-8")
-    tmp.chmod(0o600)
+    tmp.unlink(missing_ok=True)
+    # Created owner-only (never readable by others, not even for a moment) and never through a link.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token)
     tmp.replace(path)
     return token
 
@@ -57,6 +61,12 @@ def _authorize() -> None:
         raise ApiError(
             403, "forbidden", "Administration is only available locally, with the service's token."
         )
+
+
+@blp.before_request
+def _authorize_first() -> None:
+    """Every admin request is authorized before anything of it is parsed (no schema answers a stranger)."""
+    _authorize()
 
 
 @blp.route("/ingest", methods=["GET"])

@@ -39,7 +39,10 @@ def image_file(point_id: str) -> Response:
     """The photo itself."""
     path = _library_file(parse_point_id(point_id))
     mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    response = send_file(path, mimetype=mimetype, conditional=True, etag=True, max_age=604800)
+    try:
+        response = send_file(path, mimetype=mimetype, conditional=True, etag=True, max_age=604800)
+    except OSError:  # removed or made unreadable since it was found
+        raise ApiError(404, "file_missing", "The image's file can no longer be read.") from None
     response.headers["Cache-Control"] = IMMUTABLE
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
@@ -56,7 +59,7 @@ def thumbnail(point_id: str) -> Response:
         source = _library_file(point_id)
         try:
             decoded = decode_image(source, settings.max_image_pixels, min_side=settings.thumb_size)
-        except UnsupportedImage:
+        except (UnsupportedImage, OSError):
             raise ApiError(404, "file_missing", "The image's file can no longer be decoded.") from None
         path = write_thumb(settings.thumbs_dir, point_id, thumbnail_jpeg(decoded.image, settings.thumb_size))
     else:

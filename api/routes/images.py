@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from api.errors import ApiError
@@ -29,12 +30,19 @@ def image_meta(point_id: str) -> dict[str, Any]:
         "id": point.id,
         **wonders.describe(point.id, payload),
         "top3": wonders.top3(payload),
-        "path": payload.get("path"),
+        "path": _public_path(payload.get("path")),
         "sha256": payload.get("sha256"),
         "bytes": payload.get("bytes"),
         "format": payload.get("format"),
         "ingested_at": payload.get("ingested_at"),
     }
+
+
+def _public_path(stored: Any) -> Any:
+    """The path inside the library; a file ingested from outside it shows only its name, no server path."""
+    if isinstance(stored, str) and PurePosixPath(stored).is_absolute():
+        return PurePosixPath(stored).name
+    return stored
 
 
 @blp.route("/<point_id>/similar", methods=["GET"])
