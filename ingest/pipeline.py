@@ -29,6 +29,7 @@ from core.store.base import IMAGES, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
 from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
 from ingest.attribution import attribution_for
+from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 from ingest.scan import scan
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def run_ingest(
 
     scanned = scan(list(paths) if paths else [settings.images_dir])
     report.skipped += [(str(p), reason) for p, reason in scanned.skipped]
-    candidates = _hash_files(scanned.files, report, show_progress)
+    candidates = _hash_files(scanned.files, report, show_progress, max_file_bytes(settings.max_image_pixels))
     todo = _new_candidates(settings, store, candidates, report)
     if not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]:
         gone = find_missing(settings, store)
@@ -178,14 +179,16 @@ def run_ingest(
     return report
 
 
-def _hash_files(files: list[Path], report: IngestReport, show_progress: bool) -> list[_Candidate]:
-    """Read and hash every file; unreadable and empty files are skipped here."""
+def _hash_files(
+    files: list[Path], report: IngestReport, show_progress: bool, max_bytes: int
+) -> list[_Candidate]:
+    """Read and hash every file; unreadable, oversized and empty files are skipped here."""
     candidates = []
     for path in tqdm(files, desc="hashing", unit="file", disable=not show_progress, leave=False):
         try:
-            data = path.read_bytes()
-        except OSError as err:
-            report.skipped.append((str(path), f"cannot read ({err.strerror or err})"))
+            data = read_regular_file(path, max_bytes)
+        except UnreadableFile as err:
+            report.skipped.append((str(path), err.reason))
             continue
         if not data:
             report.skipped.append((str(path), "empty file"))
@@ -248,13 +251,17 @@ def _library_file(settings: Settings, stored_path: str) -> Path:
 
 def _decode(settings: Settings, candidate: _Candidate, min_side: int) -> _Decoded:
     try:
-        decoded = decode_image(candidate.path, settings.max_image_pixels, min_side=min_side)
+        data = read_regular_file(candidate.path, max_file_bytes(settings.max_image_pixels))
+        if sha256_hex(data) != candidate.sha256:
+            # The id comes from the bytes hashed earlier: never store another content under it.
+            return _Decoded(candidate, None, None, "changed while being ingested; run ingest again")
+        decoded = decode_image(data, settings.max_image_pixels, min_side=min_side)
         thumb = thumbnail_jpeg(decoded.image, settings.thumb_size)
         return _Decoded(candidate, decoded, thumb, None)
     except UnsupportedImage as err:
         return _Decoded(candidate, None, None, err.reason)
-    except OSError as err:
-        return _Decoded(candidate, None, None, f"cannot read ({err.strerror or err})")
+    except UnreadableFile as err:
+        return _Decoded(candidate, None, None, err.reason)
     except Exception as err:  # a bad file must never stop the run
         log.exception("unexpected failure decoding %s", candidate.path)
         return _Decoded(candidate, None, None, f"cannot decode ({type(err).__name__})")
