@@ -1,0 +1,1 @@
+"""Benchmarks of Wonders: `python -m bench` (see bench/__main__.py)."""

@@ -1,0 +1,111 @@
+"""The models the bench measures: the real ViT-L/14 architecture with random weights, or the tiny test CLIP.
+
+Nothing can be downloaded here, so the ViT-L/14 is built from its config (the same shapes, compute and
+memory as `openai/clip-vit-large-patch14`; only the answers are meaningless), saved with `save_pretrained`
+under `bench/.cache/`, and loaded through `core.encoder.ClipEncoder` exactly like the product loads the
+real one. The tokenizer is byte-level (as in tests/tiny_clip.py); the embedding table is padded to CLIP's
+49,408 tokens so the text tower has its real size.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+VIT_L14_VOCAB = 49408
+# Bump when the architecture or the files change, so a stale cache is rebuilt.
+_VERSION = "1"
+
+
+def byte_level_tokenizer(model_max_length: int = 77):  # type: ignore[no-untyped-def]
+    """A CLIPTokenizer over single bytes (no merges): real special tokens, real 77-token limit."""
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_chars = list(bytes_to_unicode().values())
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in byte_chars:
+        vocab[char] = len(vocab)
+    for char in byte_chars:
+        vocab[char + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+
+
+def vit_l14_config():  # type: ignore[no-untyped-def]
+    """`openai/clip-vit-large-patch14`'s architecture (its config.json, minus the weights)."""
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config={
+            "vocab_size": VIT_L14_VOCAB,
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "max_position_embeddings": 77,
+            "projection_dim": 768,
+            "hidden_act": "quick_gelu",
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "image_size": 224,
+            "patch_size": 14,
+            "projection_dim": 768,
+            "hidden_act": "quick_gelu",
+        },
+        projection_dim=768,
+        logit_scale_init_value=4.6052,
+    )
+
+
+def build_vit_l14(cache: Path = CACHE, seed: int = 0) -> Path:
+    """The ViT-L/14 folder under `cache`, built once (about 30 s, 1.7 GB of fp32 safetensors)."""
+    folder = cache / f"clip-vit-large-patch14-random-v{_VERSION}"
+    if (folder / ".complete").exists():
+        return folder
+    import torch
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    torch.manual_seed(seed)
+    model = CLIPModel(vit_l14_config())
+    model.save_pretrained(folder)  # fp32 on disk, like the published checkpoint
+    del model
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}
+        ),
+        tokenizer=byte_level_tokenizer(),
+    )
+    processor.save_pretrained(folder)
+    (folder / ".complete").write_text("ok\n")
+    return folder
+
+
+def build_tiny(cache: Path = CACHE) -> Path:
+    """The tests' tiny CLIP (tests.tiny_clip), under `cache`."""
+    from tests.tiny_clip import build_tiny_clip
+
+    folder = cache / "tiny-clip"
+    if not (folder / ".complete").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        build_tiny_clip(folder)
+        (folder / ".complete").write_text("ok\n")
+    return folder
+
+
+def build_model(name: str, cache: Path = CACHE) -> Path:
+    """`vit-l14` or `tiny`: the folder to give CLIP_MODEL."""
+    if name == "vit-l14":
+        return build_vit_l14(cache)
+    if name == "tiny":
+        return build_tiny(cache)
+    raise ValueError(f"unknown bench model {name!r} (vit-l14 or tiny)")

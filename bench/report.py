@@ -1,0 +1,290 @@
+"""The bench's report: every target checked against what one run measured, as JSON and a Markdown table."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Check:
+    """One row of the table: what was measured, against what target, and whether it is met."""
+
+    section: str
+    name: str
+    value: str
+    target: str
+    met: bool | None  # None: reported, no target
+
+    @property
+    def verdict(self) -> str:
+        """Met / MISSED / a dash for rows without a target."""
+        return "–" if self.met is None else ("met" if self.met else "MISSED")
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
+
+
+def checks(report: dict[str, Any]) -> list[Check]:
+    """The table rows, from the sections that ran."""
+    rows: list[Check] = []
+    ingest = report.get("ingest")
+    if ingest and "error" not in ingest:
+        p = ingest["default_precision"]
+        rows += [
+            Check(
+                "ingest",
+                f"model only ({p}, batch {ingest['batch_size']}), images/s",
+                _f(ingest["model_only_ips"], 3),
+                "",
+                None,
+            ),
+            Check(
+                "ingest",
+                f"run_ingest end to end ({p}, {ingest['photo_size']} JPEGs), images/s",
+                _f(ingest["ingest_ips"], 3),
+                "",
+                None,
+            ),
+            Check(
+                "ingest",
+                "ingest / model only (same precision)",
+                _f(ingest["ingest_vs_model_only"], 3),
+                ">= 0.90",
+                ingest["ingest_vs_model_only"] >= 0.90,
+            ),
+            Check(
+                "ingest",
+                "prototype (1 at a time, full decode, fp32), images/s",
+                _f(ingest["prototype_ips"], 3),
+                "",
+                None,
+            ),
+            Check(
+                "ingest",
+                "ingest / prototype",
+                _f(ingest["ingest_vs_prototype"], 2),
+                ">= 2.5",
+                ingest["ingest_vs_prototype"] >= 2.5,
+            ),
+            Check(
+                "precision",
+                "default precision",
+                f"{p} on {ingest['device']}",
+                "bf16 where supported",
+                p == report["machine"].get("expected_precision", p),
+            ),
+            Check(
+                "precision", f"{p} / fp32 model-only speed", _f(ingest["default_vs_fp32_speed"], 2), "", None
+            ),
+        ]
+        fid = ingest["fidelity_default_vs_fp32"]
+        rows.append(
+            Check(
+                "precision",
+                f"{p} vs fp32: cosine min / mean; top-12 overlap text, image",
+                f"{fid['cosine_image_min']:.5f} / {fid['cosine_image_mean']:.5f}; "
+                f"{fid['top12_overlap_text_to_image']:.3f}, {fid['top12_overlap_image_to_image']:.3f}",
+                "",
+                None,
+            )
+        )
+        params = ingest["default_params"]
+        rows.append(
+            Check(
+                "memory",
+                "parameter dtypes of the default model",
+                ",".join(params["dtypes"]),
+                f"{p} only",
+                params["dtypes"] == [{"bf16": "bfloat16", "fp16": "float16"}.get(p, "float32")],
+            )
+        )
+        load = ingest.get("default_load_memory") or {}
+        if load:
+            rows.append(
+                Check(
+                    "memory",
+                    "loading the default model: anon memory peak / kept, MiB (weights)",
+                    f"{load.get('anon_peak_gain_mib')} / {load.get('anon_kept_mib')} ({params['param_mib']})",
+                    "",
+                    None,
+                )
+            )
+        if "fidelity_int8_vs_fp32" in ingest:
+            fid8 = ingest["fidelity_int8_vs_fp32"]
+            rows += [
+                Check(
+                    "precision",
+                    "int8 / fp32 speed; int8 / default speed",
+                    f"{ingest['int8_vs_fp32_speed']:.2f}; {ingest['int8_vs_default_speed']:.2f}",
+                    "",
+                    None,
+                ),
+                Check(
+                    "precision",
+                    "int8 opt-in: run_ingest images/s; ingest / prototype",
+                    f"{ingest['int8_ingest_ips']:.3f}; {ingest['int8_ingest_vs_prototype']:.2f}",
+                    "",
+                    None,
+                ),
+                Check(
+                    "precision",
+                    "int8 vs fp32: cosine min / mean; top-12 overlap text, image",
+                    f"{fid8['cosine_image_min']:.5f} / {fid8['cosine_image_mean']:.5f}; "
+                    f"{fid8['top12_overlap_text_to_image']:.3f}, {fid8['top12_overlap_image_to_image']:.3f}",
+                    "",
+                    None,
+                ),
+            ]
+        rows.append(Check("precision", "GPU fp16", ingest["cuda"], "", None))
+    query = report.get("query")
+    if query and "error" not in query:
+        one = query["one_client"]
+        rows += [
+            Check("query", "bare text encode p50 ms", _f(one["bare_text_encode"]["p50_ms"], 1), "", None),
+            Check(
+                "query",
+                "text search p50 ms / bare",
+                f"{one['text_search']['p50_ms']:.1f} / {one['text_search_vs_bare']:.2f}x",
+                "<= 1.3x",
+                one["text_search_vs_bare"] <= 1.3,
+            ),
+            Check(
+                "query",
+                "repeated text search (cache) p50 ms",
+                _f(one["text_search_cached"]["p50_ms"], 1),
+                "<= 5 ms",
+                one["text_search_cached"]["p50_ms"] <= 5.0,
+            ),
+            Check("query", "bare image encode p50 ms", _f(one["bare_image_encode"]["p50_ms"], 1), "", None),
+            Check(
+                "query",
+                "image search p50 ms / bare",
+                f"{one['image_search']['p50_ms']:.1f} / {one['image_search_vs_bare']:.2f}x",
+                "<= 1.2x",
+                one["image_search_vs_bare"] <= 1.2,
+            ),
+            Check(
+                "query",
+                "classify p50 ms / bare",
+                f"{one['classify']['p50_ms']:.1f} / {one['classify_vs_bare']:.2f}x",
+                "<= 1.2x",
+                one["classify_vs_bare"] <= 1.2,
+            ),
+        ]
+        for kind in ("text_search", "image_search", "classify"):
+            spread = one[kind]["p95_over_p50"]
+            rows.append(Check("query", f"{kind} p95/p50, 1 client", _f(spread, 2), "< 1.5", spread < 1.5))
+        for kind, load in query["concurrent"].items():
+            rows.append(
+                Check(
+                    "query",
+                    f"{kind}, {load['clients']} clients: errors; rps / cores allow",
+                    f"{load['errors']}; {load['throughput_rps']:.2f} / {load['cores_allow_rps']:.2f} = "
+                    f"{load['efficiency']:.2f}",
+                    "0; >= 0.80",
+                    load["errors"] == 0 and load["efficiency"] >= 0.80,
+                )
+            )
+        mem = query["memory_after_queries_mib"]
+        rows.append(
+            Check(
+                "memory",
+                "API process peak RSS (VmHWM) / RSS, MiB",
+                f"{mem.get('VmHWM')} / {mem.get('VmRSS')}",
+                "",
+                None,
+            )
+        )
+        if "fp32_copy" in query:
+            copy = query["fp32_copy"]
+            rows.append(
+                Check(
+                    "memory",
+                    "API anon RSS beyond weights, MiB (fp32 copy would need)",
+                    f"{copy['anon_beyond_weights_mib']} ({copy['fp32_copy_would_need_mib']})",
+                    "no fp32 copy",
+                    copy["no_fp32_copy"],
+                )
+            )
+    store = report.get("store")
+    if store and "error" not in store:
+        tuned = store["tuned"]
+        rows += [
+            Check(
+                "store",
+                f"{store['vectors']:,} x {store['dim']}: upsert /s; HNSW build s",
+                f"{store['upsert_per_s']:,.0f}; {store['index_build_s']:.1f}",
+                "",
+                None,
+            ),
+            Check(
+                "store",
+                "indexed_vectors / points",
+                f"{store['indexed_vectors']:,} / {store['points']:,}",
+                "all indexed",
+                store["indexed_vectors"] >= store["points"],
+            ),
+            Check(
+                "store",
+                "ef sweep: recall@12 (query p50 ms)",
+                ", ".join(
+                    f"ef {r['hnsw_ef']}: {r['recall_at_12']:.3f} ({r['query_p50_ms']:.2f})"
+                    for r in store["ef_sweep"]
+                ),
+                "",
+                None,
+            ),
+            Check(
+                "store",
+                f"recall@12 vs FAISS flat, tuned ef={tuned['hnsw_ef']}; p50 ms",
+                f"{tuned['recall_at_12']:.4f}; {tuned['query_p50_ms']:.2f}",
+                ">= 0.98",
+                tuned["recall_at_12"] >= 0.98,
+            ),
+        ]
+    for name in ("ingest", "query", "store"):
+        section = report.get(name)
+        if section and "error" in section:
+            rows.append(Check(name, "section failed", section["error"][:200], "runs", False))
+    return rows
+
+
+def markdown(report: dict[str, Any], rows: list[Check]) -> str:
+    """The Markdown page: machine, then the table."""
+    machine = report["machine"]
+    lines = [
+        f"# Wonders bench ({report['mode']}, model {report['model']})",
+        "",
+        f"- when: {report['started_at']}, took {report['took_s']:.0f} s",
+        f"- machine: {machine['cpu_model']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"flags {' '.join(machine['cpu_flags']) or '-'}, {machine['cuda']}",
+        f"- torch {machine['versions']['torch']}, {machine['torch_threads']} threads; "
+        f"load average at start {' '.join(machine['loadavg_at_start'])}",
+        f"- other processes' CPU during the sections (cores): {report.get('other_cores', {})}",
+        "",
+        "| section | measure | value | target | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r.section} | {r.name} | {r.value} | {r.target} | {r.verdict} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """Write latest.json and latest.md atomically into `out`; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = checks(report)
+    report = {**report, "checks": [asdict(r) | {"verdict": r.verdict} for r in rows]}
+    json_path, md_path = out / "latest.json", out / "latest.md"
+    for path, text in (
+        (json_path, json.dumps(report, indent=2, default=str)),
+        (md_path, markdown(report, rows)),
+    ):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return json_path, md_path
