@@ -117,6 +117,8 @@ class ClipEncoder:
         self._model: SentenceTransformer = SentenceTransformer(model, device=self.device)
         self._model.eval()
         self._apply_precision()
+        if self.device == "cpu":
+            self._use_cpu_attention()
         # One forward at a time: concurrent passes would only fight over the same cores.
         self._lock = threading.Lock()
         self._pending_texts: list[_TextRequest] = []
@@ -126,6 +128,16 @@ class ClipEncoder:
         dim = self._model.get_embedding_dimension() or int(self.encode_texts(["a photo"]).shape[1])
         self.identity = EncoderIdentity(model=model, dim=int(dim), image_size=self._image_size())
         self.logit_scale = self._logit_scale()
+
+    def _use_cpu_attention(self) -> None:
+        """The image tower's attention as two batched matrix products (core.attention: ~5% faster)."""
+        from core.attention import register
+
+        clip = self._clip()
+        if hasattr(clip, "set_attn_implementation") and hasattr(
+            getattr(clip, "config", None), "vision_config"
+        ):
+            clip.set_attn_implementation({"vision_config": register()})
 
     def _apply_precision(self) -> None:
         import torch as t
