@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     clip_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
         "auto", description="weights precision; auto = fp16 on CUDA, bf16 on a CPU with bf16, else fp32"
     )
-    encode_batch_size: int = Field(8, ge=1, le=512, description="images per forward pass during ingest")
+    encode_batch_size: int = Field(16, ge=1, le=512, description="images per forward pass during ingest")
     torch_threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = torch's default")
 
     # Stores
