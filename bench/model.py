@@ -3,8 +3,9 @@
 Nothing can be downloaded here, so the ViT-L/14 is built from its config (the same shapes, compute and
 memory as `openai/clip-vit-large-patch14`; only the answers are meaningless), saved with `save_pretrained`
 under `bench/.cache/`, and loaded through `core.encoder.ClipEncoder` exactly like the product loads the
-real one. The tokenizer is byte-level (as in tests/tiny_clip.py); the embedding table is padded to CLIP's
-49,408 tokens so the text tower has its real size.
+real one. The tokenizer is CLIP's own BPE (49,408 tokens), built from the merges file OpenAI published
+with CLIP (`clip_bpe_simple_vocab_16e6.txt.gz`, MIT licence, as shipped in the open_clip_torch wheel), so a
+query has as many tokens as it would with the real model: text cost grows with the token count.
 """
 
 from __future__ import annotations
@@ -15,21 +16,27 @@ from pathlib import Path
 CACHE = Path(__file__).resolve().parent / ".cache"
 VIT_L14_VOCAB = 49408
 # Bump when the architecture or the files change, so a stale cache is rebuilt.
-_VERSION = "1"
+_VERSION = "2"
+BPE_MERGES = Path(__file__).resolve().parent / "clip_bpe_simple_vocab_16e6.txt.gz"
 
 
-def byte_level_tokenizer(model_max_length: int = 77):  # type: ignore[no-untyped-def]
-    """A CLIPTokenizer over single bytes (no merges): real special tokens, real 77-token limit."""
+def clip_tokenizer(model_max_length: int = 77):  # type: ignore[no-untyped-def]
+    """CLIP's BPE tokenizer, built the way OpenAI's `simple_tokenizer` builds it from the merges file:
+    256 bytes, the same with `</w>`, the first 48,894 merges, then the two special tokens."""
+    import gzip
+
     from transformers import CLIPTokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
+    lines = gzip.decompress(BPE_MERGES.read_bytes()).decode("utf-8").split("\n")
+    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
     byte_chars = list(bytes_to_unicode().values())
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in byte_chars:
-        vocab[char] = len(vocab)
-    for char in byte_chars:
-        vocab[char + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+    tokens = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: i for i, token in enumerate(tokens)}
+    if len(vocab) != VIT_L14_VOCAB:
+        raise RuntimeError(f"{BPE_MERGES.name} gave {len(vocab)} tokens, expected {VIT_L14_VOCAB}")
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
 
 
 def vit_l14_config():  # type: ignore[no-untyped-def]
@@ -46,8 +53,9 @@ def vit_l14_config():  # type: ignore[no-untyped-def]
             "max_position_embeddings": 77,
             "projection_dim": 768,
             "hidden_act": "quick_gelu",
+            # As in the published config.json (eos 2 selects the pooling on the highest id, <|endoftext|>).
             "bos_token_id": 0,
-            "eos_token_id": 1,
+            "eos_token_id": 2,
             "pad_token_id": 1,
         },
         vision_config={
@@ -83,7 +91,7 @@ def build_vit_l14(cache: Path = CACHE, seed: int = 0) -> Path:
         image_processor=CLIPImageProcessor(
             size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}
         ),
-        tokenizer=byte_level_tokenizer(),
+        tokenizer=clip_tokenizer(),
     )
     processor.save_pretrained(folder)
     (folder / ".complete").write_text("ok\n")

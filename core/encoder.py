@@ -7,7 +7,10 @@ image space can replace it without re-encoding a single image.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,31 +106,30 @@ class ClipEncoder:
     """A CLIP model loaded through sentence-transformers, thread-safe, returning normalized float32."""
 
     def __init__(self, model: str, device: str = "auto", precision: str = "auto", threads: int = 0) -> None:
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        if threads:
-            torch.set_num_threads(threads)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model_name = model
         if self.device == "cpu":
             keep_freed_memory()
         log.info("loading %s on %s (%s)", model, self.device, self.precision)
-        self._model: SentenceTransformer = SentenceTransformer(model, device=self.device)
+        # All torch work, loading included, runs on the process's model thread (see _ModelThread).
+        self._model: SentenceTransformer = model_thread().call(lambda: self._load(threads))
+        dim = self._model.get_embedding_dimension() or int(self.encode_texts(["a photo"]).shape[1])
+        self.identity = EncoderIdentity(model=model, dim=int(dim), image_size=self._image_size())
+        self.logit_scale = model_thread().call(self._logit_scale)
+
+    def _load(self, threads: int) -> SentenceTransformer:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._model = SentenceTransformer(self.model_name, device=self.device)
         self._model.eval()
         self._apply_precision()
         if self.device == "cpu":
             self._use_cpu_attention()
-        # One forward at a time: concurrent passes would only fight over the same cores.
-        self._lock = threading.Lock()
-        self._pending_texts: list[_TextRequest] = []
-        self._text_turn = threading.Condition()  # guards _pending_texts and _text_leader
-        self._text_leader = False
-        self._last_text_batch = 0
-        dim = self._model.get_embedding_dimension() or int(self.encode_texts(["a photo"]).shape[1])
-        self.identity = EncoderIdentity(model=model, dim=int(dim), image_size=self._image_size())
-        self.logit_scale = self._logit_scale()
+        return self._model
 
     def _use_cpu_attention(self) -> None:
         """The image tower's attention as two batched matrix products (core.attention: ~5% faster)."""
@@ -173,77 +175,26 @@ class ClipEncoder:
         """Embed RGB PIL images; rows are unit vectors."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock, _inference_mode():
-            vectors = self._model.encode(
-                images,  # type: ignore[arg-type]
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
-        return _as_unit_float32(vectors)
+        vectors: np.ndarray = model_thread().run(_Job(lambda xs: self._forward(xs, batch_size), list(images)))
+        return vectors
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Embed texts (truncated to CLIP's 77 tokens, never an error); rows are unit vectors.
 
         Concurrent callers share forward passes: the texts of every caller waiting for the model are
-        encoded together by whichever of them gets it next, and when the last pass was shared its
-        successor waits up to 3 ms for the callers it answered to come back (on 2 CPU cores one
-        query takes 50 ms and eight take 200 ms: a busy server answers two to three times as many
-        text searches). A lone caller never waits."""
+        encoded together (on 2 CPU cores one query takes 50 ms and eight take 200 ms, so a busy server
+        answers two to three times as many text searches)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        request, batch = _TextRequest(list(texts)), []
-        with self._text_turn:
-            self._pending_texts.append(request)
-            if self._text_leader:
-                self._text_turn.notify_all()  # a leader may be gathering
-            while self._text_leader and not request.done:
-                self._text_turn.wait()
-            lead = not request.done  # no pass is gathering: this caller runs one for everyone waiting
-            self._text_leader = self._text_leader or lead
-        if lead:
-            try:
-                with self._text_turn:
-                    if self._last_text_batch > 1:  # busy: give the callers just answered a moment to return
-                        self._text_turn.wait_for(
-                            lambda: len(self._pending_texts) >= self._last_text_batch, 0.003
-                        )
-                    batch, self._pending_texts = self._pending_texts, []
-                    self._last_text_batch = len(batch)
-                with self._lock:
-                    self._encode_text_batch(batch)
-            finally:
-                with self._text_turn:
-                    for r in batch:
-                        if not r.done:  # interrupted (KeyboardInterrupt, ...)
-                            r.error = RuntimeError("text encoding was interrupted")
-                    self._text_leader = False
-                    self._text_turn.notify_all()
-        if request.error is not None:
-            raise request.error
-        assert request.vectors is not None
-        return request.vectors
+        job = _Job(lambda xs: self._forward(xs, 32), list(texts), batch_key=(id(self), "texts"))
+        vectors: np.ndarray = model_thread().run(job)
+        return vectors
 
-    def _encode_text_batch(self, batch: list[_TextRequest]) -> None:
-        """Encode the requests together (each alone if that fails); called holding the model lock."""
-        try:
-            vectors = self._encode_texts_now([text for r in batch for text in r.texts])
-            start = 0
-            for r in batch:
-                r.vectors, start = vectors[start : start + len(r.texts)], start + len(r.texts)
-        except Exception as err:
-            if len(batch) == 1:
-                batch[0].error = err
-            else:
-                for r in batch:
-                    self._encode_text_batch([r])
-
-    def _encode_texts_now(self, texts: list[str]) -> np.ndarray:
+    def _forward(self, inputs: list[Any], batch_size: int) -> np.ndarray:
         with _inference_mode():
             vectors = self._model.encode(
-                texts,
-                batch_size=32,
+                inputs,
+                batch_size=batch_size,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
                 show_progress_bar=False,
@@ -263,17 +214,121 @@ class ClipEncoder:
         return self._model
 
 
-@dataclass
-class _TextRequest:
-    """One caller's texts waiting for a shared forward pass, and then its answer."""
+@dataclass(eq=False)
+class _Job:
+    """Work for the model thread: `work(inputs)`, its answer or error. Jobs with the same `batch_key`
+    waiting together are done in one call on all their inputs, whose rows are then split back."""
 
-    texts: list[str]
-    vectors: np.ndarray | None = None
+    work: Callable[[list[Any]], Any]
+    inputs: list[Any]
+    batch_key: object = None
+    result: Any = None
     error: BaseException | None = None
+    done: bool = False
 
-    @property
-    def done(self) -> bool:
-        return self.vectors is not None or self.error is not None
+
+class _ModelThread:
+    """The one thread of a process that runs torch: every model load and forward pass, in turn.
+
+    Why one thread: torch's CPU kernels use OpenMP, and GNU OpenMP keeps a team of worker threads for
+    each thread that starts parallel work. Once a process has more such threads than cores (gunicorn's
+    request threads each calling the model, or a model loaded on one thread and used on another),
+    OpenMP stops spinning between parallel regions and puts its workers to sleep after each one; a
+    forward pass is hundreds of short regions, and each then starts by waking a thread. Measured on 2
+    cores: a text query 40 ms with one such thread, 56 ms with two, and up to 50% slower through a
+    4-thread server. Concurrent passes would only fight over the same cores anyway.
+
+    Texts waiting together are encoded in one pass (`batch_key`); when the last pass was shared, the
+    next waits up to 3 ms for its callers to come back with more (a lone caller never waits)."""
+
+    GATHER_S = 0.003
+
+    def __init__(self) -> None:
+        self._jobs: deque[_Job] = deque()
+        self._turn = threading.Condition()
+        self._owner_pid = -1  # the process whose thread runs (a forked child starts its own)
+        self._thread_id: int | None = None
+        self._last_batch = 0
+
+    def call(self, work: Callable[[], Any]) -> Any:
+        """Run `work()` on the model thread and return what it returns."""
+        return self.run(_Job(lambda _: work(), []))
+
+    def run(self, job: _Job) -> Any:
+        """Queue a job and wait for its answer (its error is raised here)."""
+        if threading.get_ident() == self._thread_id:  # called from a job: do it now
+            self._do([job])
+            job.done = True
+        with self._turn:
+            if self._owner_pid != os.getpid():
+                self._owner_pid = os.getpid()
+                self._jobs.clear()
+                thread = threading.Thread(target=self._loop, name="torch-model", daemon=True)
+                thread.start()
+                self._thread_id = thread.ident
+            if not job.done:
+                self._jobs.append(job)
+            self._turn.notify_all()
+            while not job.done:
+                self._turn.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _next_batch(self) -> list[_Job]:
+        """The next job, with every job waiting under its batch key; called holding the condition."""
+        while not self._jobs:
+            self._turn.wait()
+        key = self._jobs[0].batch_key
+        if key is None:
+            return [self._jobs.popleft()]
+        if self._last_batch > 1:
+            self._turn.wait_for(
+                lambda: sum(j.batch_key == key for j in self._jobs) >= self._last_batch, self.GATHER_S
+            )
+        batch = [j for j in self._jobs if j.batch_key == key]
+        self._jobs = deque(j for j in self._jobs if j.batch_key != key)
+        self._last_batch = len(batch)
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            with self._turn:
+                batch = self._next_batch()
+            self._do(batch)
+            with self._turn:
+                for job in batch:
+                    job.done = True
+                self._turn.notify_all()
+
+    def _do(self, batch: list[_Job]) -> None:
+        """Do the jobs together (each alone if that fails), recording answers or errors."""
+        try:
+            if batch[0].batch_key is None:
+                batch[0].result = batch[0].work(batch[0].inputs)
+                return
+            rows = batch[0].work([x for job in batch for x in job.inputs])
+            start = 0
+            for job in batch:
+                job.result, start = rows[start : start + len(job.inputs)], start + len(job.inputs)
+        except Exception as err:
+            if len(batch) == 1:
+                batch[0].error = err
+            else:
+                for job in batch:
+                    self._do([job])
+        except BaseException as err:  # never leave a caller waiting, never let the thread die
+            for job in batch:
+                if job.result is None:
+                    job.error = err
+
+
+_MODEL_THREAD = _ModelThread()
+
+
+def model_thread() -> _ModelThread:
+    """The process's model thread (started on first use)."""
+    return _MODEL_THREAD
 
 
 def _inference_mode() -> AbstractContextManager[Any]:
