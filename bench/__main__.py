@@ -53,7 +53,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             batch_size=PRODUCT_BATCH,
         ),
         "query": {
-            "samples_text": 40,
+            "samples_text": 80,
             "samples_image": 12,
             "concurrent_clients": 8,
             "requests_per_client_text": 25,
@@ -89,7 +89,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             batch_size=8,
         ),
         "query": {
-            "samples_text": 40,
+            "samples_text": 80,
             "samples_image": 20,
             "concurrent_clients": 8,
             "requests_per_client_text": 10,

@@ -131,33 +131,55 @@ def run(
             call(*args)
             return time.perf_counter() - t
 
-        # Pairs: the bare encoder and the same kind of request over HTTP, back to back after a quiet
-        # moment; which goes first alternates, since the first after an idle pause runs a little slower.
+        def pair(first: Any, second: Any) -> None:
+            """Run two timed steps of a sample after a quiet moment, 50 ms apart.
+
+            The gap lets the other process's OpenMP threads, which spin for a few ms after their last
+            parallel region, fall asleep: a bench running torch beside the server is not what a real
+            server has around it. Which side goes first alternates, since the first after an idle
+            pause runs a little slower."""
+            wait_for_quiet((worker,), max_wait=5)
+            first()
+            time.sleep(0.05)
+            second()
+
+        # Pairs: the bare encoder and the same kind of request over HTTP.
         bare_text, http_text, server_text = [], [], []
         with CpuWindow((worker, os.getpid())) as text_window:
             for i in range(samples_text):
-                wait_for_quiet((worker,), max_wait=5)
+
+                def bare_step(i: int = i) -> None:
+                    bare_text.append(bare_encode(encoder.encode_texts, [distinct_query(i, "a")]))
+
+                def http_step(i: int = i) -> None:
+                    http_text.append(timed(get_search, distinct_query(i, "b")))  # never cached
+                    server_text.append(took[-1])
+
                 if i % 2:
-                    bare_text.append(bare_encode(encoder.encode_texts, [distinct_query(i, "a")]))
-                http_text.append(timed(get_search, distinct_query(i, "b")))  # never cached
-                server_text.append(took[-1])
-                if not i % 2:
-                    bare_text.append(bare_encode(encoder.encode_texts, [distinct_query(i, "a")]))
+                    pair(bare_step, http_step)
+                else:
+                    pair(http_step, bare_step)
         cached_query = distinct_query(0, "b")
         cached = [timed(get_search, cached_query) for _ in range(samples_text)]
 
         bare_image, http_image, http_classify, server_image, server_classify = [], [], [], [], []
         with CpuWindow((worker, os.getpid())) as image_window:
             for i in range(samples_image):
-                wait_for_quiet((worker,), max_wait=5)
+
+                def bare_image_step() -> None:
+                    bare_image.append(bare_encode(encoder.encode_images, [decoded]))
+
+                def http_image_steps() -> None:
+                    http_image.append(timed(post_image, "/api/search/image"))
+                    server_image.append(took[-1])
+                    time.sleep(0.05)
+                    http_classify.append(timed(post_image, "/api/classify"))
+                    server_classify.append(took[-1])
+
                 if i % 2:
-                    bare_image.append(bare_encode(encoder.encode_images, [decoded]))
-                http_image.append(timed(post_image, "/api/search/image"))
-                server_image.append(took[-1])
-                http_classify.append(timed(post_image, "/api/classify"))
-                server_classify.append(took[-1])
-                if not i % 2:
-                    bare_image.append(bare_encode(encoder.encode_images, [decoded]))
+                    pair(bare_image_step, http_image_steps)
+                else:
+                    pair(http_image_steps, bare_image_step)
 
         result["one_client"] = {
             "bare_text_encode": _stats(bare_text),

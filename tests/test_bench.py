@@ -112,56 +112,13 @@ def test_percentile_and_report_table() -> None:
     assert "section failed" in markdown(report, rows)
 
 
-def test_concurrent_text_callers_share_forward_passes(encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The encoder gathers the texts of callers waiting for the model into one forward (bench: 8 clients)."""
-    import threading
-    import time
+def test_bench_tokenizer_is_clips_own_bpe() -> None:
+    """The ViT-L/14 bench model tokenizes like openai/clip-vit-large-patch14 (ids as published), so its
+    text queries cost what they would with the real model."""
+    from bench.model import VIT_L14_VOCAB, clip_tokenizer
 
-    texts = [f"landmark number {i}" for i in range(6)]
-    alone = {t: encoder.encode_texts([t])[0] for t in texts}
-    original = encoder._encode_texts_now
-    calls: list[int] = []
-
-    def slow(batch: list[str]) -> np.ndarray:
-        calls.append(len(batch))
-        time.sleep(0.2)  # long enough for every other caller to queue up behind this pass
-        return original(batch)
-
-    monkeypatch.setattr(encoder, "_encode_texts_now", slow)
-    got: dict[str, np.ndarray] = {}
-    threads = [
-        threading.Thread(target=lambda t=t: got.__setitem__(t, encoder.encode_texts([t])[0])) for t in texts
-    ]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.01)
-    for thread in threads:
-        thread.join()
-    assert sum(calls) == len(texts) and len(calls) < len(texts)
-    for text in texts:
-        np.testing.assert_allclose(got[text], alone[text], atol=1e-5)
-
-
-def test_a_failing_batch_fails_only_its_bad_caller(encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from core.encoder import _TextRequest
-
-    original = encoder._encode_texts_now
-
-    def picky(batch: list[str]) -> np.ndarray:
-        if "bad" in batch:
-            raise ValueError("bad text")
-        return original(batch)
-
-    monkeypatch.setattr(encoder, "_encode_texts_now", picky)
-    good, bad = _TextRequest(["good"]), _TextRequest(["bad"])
-    encoder._encode_text_batch([good, bad])
-    assert good.vectors is not None and good.error is None
-    assert isinstance(bad.error, ValueError) and bad.vectors is None
-
-
-def test_allocator_keeps_freed_memory_on_linux() -> None:
-    import sys
-
-    from core.encoder import keep_freed_memory
-
-    assert keep_freed_memory() is sys.platform.startswith("linux")
+    tokenizer = clip_tokenizer()
+    assert len(tokenizer) == VIT_L14_VOCAB
+    assert tokenizer("a photo of a dog")["input_ids"] == [49406, 320, 1125, 539, 320, 1929, 49407]
+    long = tokenizer("word " * 200, truncation=True)["input_ids"]
+    assert len(long) == 77 and long[-1] == 49407
