@@ -10,8 +10,10 @@ import logging
 
 from api.factory import create_app
 from api.routes.admin import write_admin_token
+from core.encoder import keep_freed_memory
 from core.settings import load_settings
 
+keep_freed_memory()  # before the loader and request threads start (see its docstring)
 settings = load_settings()
 logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 app = create_app(settings)

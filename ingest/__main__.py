@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    from core.encoder import keep_freed_memory
+
+    keep_freed_memory()  # before the store's and the model's threads start (see its docstring)
     if args.if_empty_hint and not args.paths and library_is_empty(settings):
         print(EMPTY_LIBRARY_HINT.format(images_dir=settings.images_dir))
         return 0
