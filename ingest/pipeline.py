@@ -33,8 +33,6 @@ from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 from ingest.scan import scan
 
 log = logging.getLogger(__name__)
-# Images in the first forward pass of a run (see _encode_and_write).
-FIRST_BATCH = 4
 ProgressCallback = Callable[[str, int, int], None]
 
 
@@ -305,13 +303,9 @@ def _encode_and_write(
     bar = tqdm(total=len(todo), desc="encoding", unit="img", disable=not show_progress, smoothing=0.1)
     batch: list[_Decoded] = []
     done = 0
-    # The first batches are small so the model starts as soon as a few photos are decoded (a full
-    # first batch of 16 left the model idle for ~6% of a 32-photo run), then grow to full size.
-    target = min(batch_size, FIRST_BATCH)
 
     def flush() -> None:
-        nonlocal done, target
-        target = min(batch_size, 2 * target)
+        nonlocal done
         if not batch:
             return
         encode_started = time.perf_counter()
@@ -333,7 +327,7 @@ def _encode_and_write(
                 done += 1
                 continue
             batch.append(item)
-            if len(batch) >= target:
+            if len(batch) >= batch_size:
                 flush()
         flush()
     finally:

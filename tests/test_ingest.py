@@ -73,13 +73,11 @@ class EncodeCounter:
     def __init__(self, encoder: ClipEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
         self.images = 0
-        self.sizes: list[int] = []
         real = encoder.encode_images
 
         def counting(images: list[Image.Image], batch_size: int = 8) -> np.ndarray:
             self.calls += 1
             self.images += len(images)
-            self.sizes.append(len(images))
             return real(images, batch_size=batch_size)
 
         monkeypatch.setattr(encoder, "encode_images", counting)
@@ -333,16 +331,6 @@ def test_new_photos_only_are_encoded(
     report = ingest(settings, encoder, store)
     assert counter.images == 3
     assert report.new == 3 and report.already_indexed == 12 and report.total_points == 15
-
-
-def test_batches_start_small_and_grow_to_the_batch_size(
-    settings: Settings, encoder: ClipEncoder, store: VectorStore, counter: EncodeCounter
-) -> None:
-    for i in range(40):
-        write(settings.images_dir / f"p_{i:02d}.jpg", jpeg_bytes(photo(700 + i, size=(96, 64))))
-    report = ingest(settings.model_copy(update={"encode_batch_size": 16}), encoder, store)
-    assert report.new == 40
-    assert counter.sizes == [4, 8, 16, 12]
 
 
 def test_explicit_paths(settings: Settings, encoder: ClipEncoder, store: VectorStore, tmp_path: Path) -> None:
