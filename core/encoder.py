@@ -247,8 +247,9 @@ class _ModelThread:
 
     Texts waiting together are encoded in one pass (`batch_key`). When the passes are shared (a busy
     server: the next pass starts straight after the last), it waits a moment for every caller of the
-    last two passes to be back, up to a quarter of a pass: otherwise callers settle into alternating halves (4 gunicorn threads, passes
-    of 2 texts at 40 ms instead of 4 at 56 ms). A lone caller never waits."""
+    last two passes to be back, up to a quarter of a pass: otherwise callers settle into alternating
+    halves (4 gunicorn threads: passes of 2 texts at 40 ms instead of 4 at 56 ms). A lone caller
+    never waits."""
 
     GATHER_SHARE = 0.25  # of the last pass's duration
     GATHER_MAX_S = 0.02
