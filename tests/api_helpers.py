@@ -89,10 +89,12 @@ def point_id_of(path: Path) -> str:
 
 
 class FlakyStore:
-    """A store that answers like the wrapped one until `down` is set, then raises StoreUnavailable."""
+    """A store that answers like the wrapped one until `down` is set, then raises StoreUnavailable
+    with `message` (a real store's message may carry a server path)."""
 
-    def __init__(self, inner: VectorStore) -> None:
+    def __init__(self, inner: VectorStore, message: str = "test: the vector store is down") -> None:
         self._inner = inner
+        self.message = message
         self.down = False
 
     def __getattr__(self, name: str) -> Any:
@@ -102,7 +104,7 @@ class FlakyStore:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             if self.down:
-                raise StoreUnavailable("test: the vector store is down")
+                raise StoreUnavailable(self.message)
             return attribute(*args, **kwargs)
 
         return call

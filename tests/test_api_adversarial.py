@@ -39,11 +39,11 @@ from api import create_app  # noqa: E402
 from core.encoder import ClipEncoder  # noqa: E402
 from core.images import MAX_ASPECT, decode_image  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.store import StoreUnavailable, open_store  # noqa: E402
+from core.store import open_store  # noqa: E402
 from ingest.handoff import TOKEN_FILE, TOKEN_HEADER  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
 from ingest.scan import scan  # noqa: E402
-from tests.api_helpers import ATTRIBUTED, ApiLibrary, assert_error, upload  # noqa: E402
+from tests.api_helpers import ATTRIBUTED, ApiLibrary, FlakyStore, assert_error, upload  # noqa: E402
 from tests.image_factory import jpeg_bytes, photo, write  # noqa: E402
 from tests.live_server import REPO, LiveServer  # noqa: E402
 from tests.tiny_clip import build_tiny_clip  # noqa: E402
@@ -303,32 +303,13 @@ def test_admin_token_file_is_owner_only(live_server: LiveServer) -> None:
 
 
 # -- through the app: readiness, paths, admin, uploads -------------------------------------------------------
-class LeakyStore:
-    """A store that fails the way real ones do: with the shard's absolute path in the message."""
-
-    def __init__(self, inner: Any, secret_path: str) -> None:
-        self._inner = inner
-        self.secret_path = secret_path
-        self.down = False
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down:
-                raise StoreUnavailable(f"the embedded store at {self.secret_path} is open in another process")
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 def test_readiness_under_a_store_outage_names_no_server_path(
     make_app: Callable[..., Flask], api_library: ApiLibrary
 ) -> None:
     secret = "/srv/wonders-secret/data/qdrant/images"
-    store = LeakyStore(api_library.store, secret)
+    store = FlakyStore(api_library.store, f"the embedded store at {secret} is open in another process")
     client = make_app(store=store).test_client()
     assert client.get("/api/ready").status_code == 200
     store.down = True
