@@ -234,6 +234,15 @@ class _Job:
     done: bool = False
 
 
+@dataclass
+class _Passes:
+    """What the model thread remembers of the recent passes under one batch key."""
+
+    callers: deque[set[int]] = field(default_factory=lambda: deque(maxlen=2))  # of the last two
+    last_s: float = 0.0  # how long the last one took
+    ended_at: float = 0.0
+
+
 class _ModelThread:
     """The one thread of a process that runs torch: every model load and forward pass, in turn.
 
@@ -259,9 +268,7 @@ class _ModelThread:
         self._turn = threading.Condition()
         self._owner_pid = -1  # the process whose thread runs (a forked child starts its own)
         self._thread_id: int | None = None
-        self._recent_callers: dict[object, deque[set[int]]] = {}  # of the last two passes, per key
-        self._last_pass_s: dict[object, float] = {}
-        self._last_end: dict[object, float] = {}
+        self._passes: dict[object, _Passes] = {}  # per batch key
 
     def call(self, work: Callable[[], Any]) -> Any:
         """Run `work()` on the model thread and return what it returns."""
@@ -295,28 +302,28 @@ class _ModelThread:
         key = self._jobs[0].batch_key
         if key is None:
             return [self._jobs.popleft()]
-        recent = self._recent_callers.setdefault(key, deque(maxlen=2))
-        last_pass = self._last_pass_s.get(key, 0.0)
-        busy = time.perf_counter() - self._last_end.get(key, 0.0) < last_pass  # straight after a pass
-        if busy and any(len(callers) > 1 for callers in recent):
-            expected = len(set().union(*recent))
+        passes = self._passes.setdefault(key, _Passes())
+        busy = time.perf_counter() - passes.ended_at < passes.last_s  # straight after a pass
+        if busy and any(len(callers) > 1 for callers in passes.callers):
+            expected = len(set().union(*passes.callers))
             self._turn.wait_for(
                 lambda: sum(j.batch_key == key for j in self._jobs) >= expected,
-                min(self.GATHER_MAX_S, self.GATHER_SHARE * last_pass),
+                min(self.GATHER_MAX_S, self.GATHER_SHARE * passes.last_s),
             )
         batch = [j for j in self._jobs if j.batch_key == key]
         self._jobs = deque(j for j in self._jobs if j.batch_key != key)
-        recent.append({j.caller for j in batch})
+        passes.callers.append({j.caller for j in batch})
         return batch
 
     def _loop(self) -> None:
         while True:
             with self._turn:
                 batch = self._next_batch()
+            passes = self._passes.setdefault(batch[0].batch_key, _Passes())
             started = time.perf_counter()
             self._do(batch)
-            ended = time.perf_counter()
-            self._last_pass_s[batch[0].batch_key], self._last_end[batch[0].batch_key] = ended - started, ended
+            passes.ended_at = time.perf_counter()
+            passes.last_s = passes.ended_at - started
             with self._turn:
                 for job in batch:
                     job.done = True
