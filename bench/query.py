@@ -131,13 +131,14 @@ def run(
             call(*args)
             return time.perf_counter() - t
 
-        def pair(first: Any, second: Any) -> None:
-            """Run two timed steps of a sample after a quiet moment, 50 ms apart.
+        def pair(i: int, bare: Any, http: Any) -> None:
+            """Run sample i's two timed steps after a quiet moment, 50 ms apart.
 
             The gap lets the other process's OpenMP threads, which spin for a few ms after their last
             parallel region, fall asleep: a bench running torch beside the server is not what a real
-            server has around it. Which side goes first alternates, since the first after an idle
-            pause runs a little slower."""
+            server has around it. Which side goes first alternates with i, since the first after an
+            idle pause runs a little slower."""
+            first, second = (bare, http) if i % 2 else (http, bare)
             wait_for_quiet((worker,), max_wait=5)
             first()
             time.sleep(0.05)
@@ -155,10 +156,7 @@ def run(
                     http_text.append(timed(get_search, distinct_query(i, "b")))  # never cached
                     server_text.append(took[-1])
 
-                if i % 2:
-                    pair(bare_step, http_step)
-                else:
-                    pair(http_step, bare_step)
+                pair(i, bare_step, http_step)
         cached_query = distinct_query(0, "b")
         cached = [timed(get_search, cached_query) for _ in range(samples_text)]
 
@@ -176,10 +174,7 @@ def run(
                     http_classify.append(timed(post_image, "/api/classify"))
                     server_classify.append(took[-1])
 
-                if i % 2:
-                    pair(bare_image_step, http_image_steps)
-                else:
-                    pair(http_image_steps, bare_image_step)
+                pair(i, bare_image_step, http_image_steps)
 
         result["one_client"] = {
             "bare_text_encode": _stats(bare_text),
