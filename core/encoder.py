@@ -132,10 +132,20 @@ class ClipEncoder:
             torch.set_num_threads(threads)
         self._model = SentenceTransformer(self.model_name, device=self.device)
         self._model.eval()
+        self._speed_up_exactly()
         self._apply_precision()
         if self.device == "cpu":
             self._use_cpu_attention()
         return self._model
+
+    def _speed_up_exactly(self) -> None:
+        """Rewrites that keep the model's function (core.class_token_layer, core.fused_activation):
+        together about 5% of an image forward. Done on the weights as loaded, before any cast."""
+        from core import class_token_layer
+        from core.fused_activation import fold_quick_gelu
+
+        fold_quick_gelu(self._model)
+        class_token_layer.install(self._clip())
 
     def _use_cpu_attention(self) -> None:
         """The image tower's attention as two batched matrix products (core.attention: ~5% faster)."""

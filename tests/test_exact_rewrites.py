@@ -1,0 +1,118 @@
+"""The encoder's exact rewrites of CLIP (class-token-only last layer, quick_gelu folded into SiLU):
+the same embeddings as the model loaded plainly through sentence-transformers, and used where meant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers.models.clip.modeling_clip import CLIPMLP, CLIPEncoderLayer
+
+from core import class_token_layer
+from core.class_token_layer import ClassTokenLastLayer
+from core.fused_activation import fold_quick_gelu
+from tests.image_factory import photo
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    """The tiny CLIP as sentence-transformers loads it, untouched, in float32."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(tiny_model_dir), device="cpu").eval()
+
+
+def _plain_encode(model, inputs: list) -> np.ndarray:  # type: ignore[no-untyped-def]
+    with torch.inference_mode():
+        return model.encode(inputs, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+
+
+def test_the_encoder_embeds_images_and_texts_as_the_plain_model_does(encoder, plain) -> None:  # type: ignore[no-untyped-def]
+    images = [photo(seed) for seed in range(5)]
+    texts = ["the eiffel tower at night", "a waterfall in iceland", "x"]
+    np.testing.assert_allclose(encoder.encode_images(images), _plain_encode(plain, images), atol=1e-5)
+    np.testing.assert_allclose(encoder.encode_texts(texts), _plain_encode(plain, texts), atol=1e-5)
+
+
+def test_the_encoder_has_both_rewrites_in_place(encoder) -> None:  # type: ignore[no-untyped-def]
+    clip = encoder._clip()
+    layers = clip.vision_model.encoder.layers
+    assert type(layers[-1]) is ClassTokenLastLayer
+    assert all(type(layer) is CLIPEncoderLayer for layer in layers[:-1])
+    assert all(type(layer) is CLIPEncoderLayer for layer in clip.text_model.encoder.layers)
+    mlps = [m for m in clip.modules() if isinstance(m, CLIPMLP)]
+    assert mlps and all(isinstance(m.activation_fn, torch.nn.SiLU) for m in mlps)
+    # The parameters keep their names (nothing wraps the layer), so a state dict still loads.
+    assert "vision_model.encoder.layers.1.mlp.fc1.weight" in clip.state_dict()
+
+
+def _vision_layer(seed: int = 0) -> CLIPEncoderLayer:
+    from transformers import CLIPVisionConfig
+
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_attention_heads=4)
+    config._attn_implementation = "sdpa"
+    return CLIPEncoderLayer(config).eval()
+
+
+def test_the_class_token_layer_gives_the_full_layers_class_token() -> None:
+    layer = _vision_layer()
+    hidden = torch.randn(3, 17, 64)
+    with torch.inference_mode():
+        full = layer(hidden, None)
+        layer.__class__ = ClassTokenLastLayer
+        ours = layer(hidden, None)
+    assert ours.shape == (3, 1, 64)
+    torch.testing.assert_close(ours, full[:, :1], atol=1e-5, rtol=0)
+
+
+def test_the_class_token_layer_runs_the_full_layer_when_masked_or_training() -> None:
+    layer = _vision_layer()
+    hidden = torch.randn(2, 5, 64)
+    mask = torch.zeros(2, 1, 5, 5)
+    with torch.no_grad():
+        full = layer(hidden, mask)
+        layer.__class__ = ClassTokenLastLayer
+        masked = layer(hidden, mask)
+        layer.train()
+        training = layer(hidden, None)
+    assert masked.shape == training.shape == (2, 5, 64)
+    torch.testing.assert_close(masked, full, atol=0, rtol=0)
+
+
+def test_install_is_idempotent_reversible_and_leaves_other_models_alone(tiny_model_dir: Path) -> None:
+    from transformers import CLIPModel
+
+    clip = CLIPModel.from_pretrained(tiny_model_dir)
+    assert class_token_layer.install(clip) and class_token_layer.install(clip)
+    assert type(clip.vision_model.encoder.layers[-1]) is ClassTokenLastLayer
+    class_token_layer.uninstall(clip)
+    assert type(clip.vision_model.encoder.layers[-1]) is CLIPEncoderLayer
+    assert not class_token_layer.install(torch.nn.Linear(2, 2))
+
+
+def test_folding_quick_gelu_keeps_the_mlps_function() -> None:
+    from transformers import CLIPTextConfig
+
+    torch.manual_seed(0)
+    mlp = CLIPMLP(CLIPTextConfig(hidden_size=32, intermediate_size=64)).eval()
+    container = torch.nn.Sequential(mlp)
+    x = torch.randn(4, 7, 32) * 3
+    with torch.inference_mode():
+        before = mlp(x)
+        assert fold_quick_gelu(container) == 1
+        after = mlp(x)
+        assert fold_quick_gelu(container) == 0  # already folded: nothing more to do
+    assert isinstance(mlp.activation_fn, torch.nn.SiLU)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+def test_folding_skips_quantized_mlps() -> None:
+    from transformers import CLIPTextConfig
+
+    mlp = CLIPMLP(CLIPTextConfig(hidden_size=32, intermediate_size=64)).eval()
+    quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(mlp), {torch.nn.Linear})
+    assert fold_quick_gelu(quantized) == 0
+    assert not isinstance(quantized[0].activation_fn, torch.nn.SiLU)
