@@ -136,6 +136,7 @@ class ClipEncoder:
         self._apply_precision()
         if self.device == "cpu":
             self._use_cpu_attention()
+            self._pack_linears()
         return self._model
 
     def _speed_up_exactly(self) -> None:
@@ -156,6 +157,13 @@ class ClipEncoder:
             getattr(clip, "config", None), "vision_config"
         ):
             clip.set_attn_implementation({"vision_config": register()})
+
+    def _pack_linears(self) -> None:
+        """Linear weights packed once for oneDNN (core.packed_linear: 10-12% faster products)."""
+        from core.packed_linear import pack_linears
+
+        if self.precision in ("fp32", "bf16"):
+            pack_linears(self._model)
 
     def _apply_precision(self) -> None:
         import torch as t

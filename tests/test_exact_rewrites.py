@@ -1,5 +1,6 @@
-"""The encoder's exact rewrites of CLIP (class-token-only last layer, quick_gelu folded into SiLU):
-the same embeddings as the model loaded plainly through sentence-transformers, and used where meant."""
+"""The encoder's exact rewrites of CLIP (class-token-only last layer, quick_gelu folded into SiLU,
+Linear weights packed for oneDNN): the same embeddings as the model loaded plainly through
+sentence-transformers, and used where meant."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from transformers.models.clip.modeling_clip import CLIPMLP, CLIPEncoderLayer
 from core import class_token_layer
 from core.class_token_layer import ClassTokenLastLayer
 from core.fused_activation import fold_quick_gelu
+from core.packed_linear import PackedLinear, pack_linears
 from tests.image_factory import photo
 
 
@@ -43,9 +45,14 @@ def test_the_encoder_has_both_rewrites_in_place(encoder) -> None:  # type: ignor
     assert all(type(layer) is CLIPEncoderLayer for layer in layers[:-1])
     assert all(type(layer) is CLIPEncoderLayer for layer in clip.text_model.encoder.layers)
     mlps = [m for m in clip.modules() if isinstance(m, CLIPMLP)]
-    assert mlps and all(isinstance(m.activation_fn, torch.nn.SiLU) for m in mlps)
-    # The parameters keep their names (nothing wraps the layer), so a state dict still loads.
-    assert "vision_model.encoder.layers.1.mlp.fc1.weight" in clip.state_dict()
+    # quick_gelu became SiLU, which the packed fc1 now applies itself.
+    assert mlps and all(isinstance(m.activation_fn, torch.nn.Identity) for m in mlps)
+    assert all(m.fc1.activation == "swish" and m.fc2.activation == "none" for m in mlps)
+    assert not [m for m in clip.modules() if type(m) is torch.nn.Linear]
+    assert {type(clip.visual_projection), type(clip.text_projection)} == {PackedLinear}
+    # The parameters keep their names (nothing wraps a layer).
+    names = {name for name, _ in clip.named_parameters()}
+    assert "vision_model.encoder.layers.1.mlp.fc1.weight" in names
 
 
 def _vision_layer(seed: int = 0) -> CLIPEncoderLayer:
@@ -116,3 +123,54 @@ def test_folding_skips_quantized_mlps() -> None:
     quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(mlp), {torch.nn.Linear})
     assert fold_quick_gelu(quantized) == 0
     assert not isinstance(quantized[0].activation_fn, torch.nn.SiLU)
+
+
+@pytest.mark.parametrize(("dtype", "atol"), [(torch.float32, 1e-5), (torch.bfloat16, 0.0)])
+@pytest.mark.parametrize("silu", [False, True])
+def test_a_packed_linear_gives_the_plain_linears_products(
+    dtype: torch.dtype, atol: float, silu: bool
+) -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 96).to(dtype).eval()
+    x = torch.randn(3, 17, 64).to(dtype)
+    if silu:  # fused, SiLU sees the product before it is rounded to bf16: one bf16 step apart at most
+        atol = max(atol, 2e-2)
+    views = {
+        "contiguous": lambda t: t,
+        "a slice": lambda t: t[:, :1],
+        "transposed": lambda t: t.transpose(0, 1),
+    }
+    with torch.inference_mode():
+        expected = torch.nn.functional.silu(linear(x)) if silu else linear(x)
+        packed = PackedLinear(linear, silu=silu)
+        for view in views.values():
+            ours = packed(view(x))
+            assert ours.shape == view(expected).shape and ours.dtype == dtype
+            torch.testing.assert_close(ours.float(), view(expected).float(), atol=atol, rtol=0)
+
+
+def test_pack_linears_packs_plain_cpu_linears_and_fuses_the_mlps_silu() -> None:
+    from transformers import CLIPTextConfig
+
+    torch.manual_seed(0)
+    mlp = CLIPMLP(CLIPTextConfig(hidden_size=32, intermediate_size=64)).eval()
+    fold_quick_gelu(torch.nn.Sequential(mlp))
+    half = torch.nn.Linear(4, 4).half()
+    model = torch.nn.ModuleDict({"mlp": mlp, "fp16": half, "norm": torch.nn.LayerNorm(32)})
+    x = torch.randn(5, 32)
+    with torch.inference_mode():
+        before = mlp(x)
+        assert pack_linears(model) == 2  # fc1 and fc2; the fp16 Linear is left as it is
+        after = mlp(x)
+    assert type(mlp.fc1) is PackedLinear and mlp.fc1.activation == "swish"
+    assert isinstance(mlp.activation_fn, torch.nn.Identity) and model["fp16"] is half
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    assert pack_linears(model) == 0  # nothing left to pack
+
+
+def test_without_working_ops_the_linears_stay_plain(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.packed_linear as packed_linear
+
+    monkeypatch.setattr(packed_linear, "packing_works", lambda: False)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    assert pack_linears(model) == 0 and type(model[0]) is torch.nn.Linear
