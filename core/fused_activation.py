@@ -6,9 +6,10 @@ fused kernel: 9.5 against 4.7 ms for a ViT-L/14 layer of 16 images in bf16 on th
 reference CPU. Since quick_gelu(x) = SiLU(1.702 x) / 1.702, scaling fc1 (weights and bias) by 1.702
 and fc2's weights by 1 / 1.702 gives the same function with SiLU in between.
 
-The scaling is done on the weights as loaded (float32 for the published checkpoint), before any cast
-to bf16 or quantization, so it costs a rounding of float32 (about 1e-7 relative) and the bf16 weights
-are then rounded once, as before, from the scaled values.
+The scaling is done on the weights as loaded (float32 for the published checkpoint) and rounded once
+to the dtype the model will run in, as the plain cast would: a bf16 model gets bf16 weights rounded from
+the scaled float32 values. The scaled weights are new tensors: the loaded ones, which safetensors maps
+from the file, are never written to (that would copy their pages into memory).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import torch
 QUICK_GELU_SCALE = 1.702
 
 
-def fold_quick_gelu(model: torch.nn.Module) -> int:
-    """Turn every CLIP MLP of `model` that uses quick_gelu into the SiLU form; returns how many."""
+def fold_quick_gelu(model: torch.nn.Module, dtype: torch.dtype | None = None) -> int:
+    """Turn every CLIP MLP of `model` that uses quick_gelu into the SiLU form, its fc1 and fc2 in
+    `dtype` (default: as they are); returns how many."""
     try:
         from transformers.activations import QuickGELUActivation
         from transformers.models.clip.modeling_clip import CLIPMLP
@@ -32,10 +34,16 @@ def fold_quick_gelu(model: torch.nn.Module) -> int:
         if not (isinstance(module.fc1, torch.nn.Linear) and isinstance(module.fc2, torch.nn.Linear)):
             continue  # already quantized or replaced: its weights are not plain tensors to scale
         with torch.no_grad():
-            module.fc1.weight.copy_(module.fc1.weight.float() * QUICK_GELU_SCALE)
-            if module.fc1.bias is not None:
-                module.fc1.bias.copy_(module.fc1.bias.float() * QUICK_GELU_SCALE)
-            module.fc2.weight.copy_(module.fc2.weight.float() / QUICK_GELU_SCALE)
+            _scale(module.fc1, "weight", QUICK_GELU_SCALE, dtype)
+            _scale(module.fc1, "bias", QUICK_GELU_SCALE, dtype)
+            _scale(module.fc2, "weight", 1 / QUICK_GELU_SCALE, dtype)
         module.activation_fn = torch.nn.SiLU()
         folded += 1
     return folded
+
+
+def _scale(linear: torch.nn.Linear, name: str, factor: float, dtype: torch.dtype | None) -> None:
+    tensor = getattr(linear, name)
+    if tensor is not None:
+        scaled = (tensor.float() * factor).to(dtype or tensor.dtype)
+        setattr(linear, name, torch.nn.Parameter(scaled, requires_grad=False))

@@ -174,3 +174,36 @@ def test_without_working_ops_the_linears_stay_plain(monkeypatch) -> None:  # typ
     monkeypatch.setattr(packed_linear, "packing_works", lambda: False)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4))
     assert pack_linears(model) == 0 and type(model[0]) is torch.nn.Linear
+
+
+def test_folding_into_bf16_rounds_once_from_float32_and_leaves_the_loaded_weights_alone() -> None:
+    from transformers import CLIPTextConfig
+
+    torch.manual_seed(0)
+    mlp = CLIPMLP(CLIPTextConfig(hidden_size=32, intermediate_size=64)).eval()
+    loaded = mlp.fc1.weight
+    loaded_copy = loaded.detach().clone()
+    assert fold_quick_gelu(torch.nn.Sequential(mlp), torch.bfloat16) == 1
+    assert mlp.fc1.weight.dtype == mlp.fc1.bias.dtype == mlp.fc2.weight.dtype == torch.bfloat16
+    assert torch.equal(mlp.fc1.weight, (loaded_copy * 1.702).to(torch.bfloat16))
+    assert torch.equal(loaded, loaded_copy)  # a new tensor: the (file-mapped) original is not written
+
+
+def test_packing_frees_each_plain_weight_as_it_goes() -> None:
+    import weakref
+
+    model = torch.nn.Sequential(*(torch.nn.Sequential(torch.nn.Linear(16, 16)) for _ in range(3)))
+    plain = [weakref.ref(block[0]) for block in model]
+    alive_at_each_call: list[int] = []
+    assert pack_linears(
+        model, after_each=lambda: alive_at_each_call.append(sum(r() is not None for r in plain))
+    )
+    assert alive_at_each_call == [2, 1, 0]
+
+
+def test_release_freed_memory_applies_on_linux() -> None:
+    import sys
+
+    from core.encoder import release_freed_memory
+
+    assert release_freed_memory() is sys.platform.startswith("linux")
