@@ -303,6 +303,7 @@ def run(model: str, config: IngestConfig, workdir: Path, photos: list[Path]) -> 
     result["fidelity_default_vs_fp32"] = fidelity(
         reference, default_vectors[idx], text_fp32, default.encode_texts(prompts)
     )
+    result["rewrites_vs_plain_fp32"] = rewrites_vs_plain(model, inputs[:8], prompts, fp32)
     result["default_params"] = param_report(default)
     if int8 is not None:
         result["int8_model_only_ips"] = round(med("int8_model_only_ips"), 3)
@@ -318,6 +319,35 @@ def run(model: str, config: IngestConfig, workdir: Path, photos: list[Path]) -> 
     result["_settings"] = settings
     del fp32, int8
     return result
+
+
+def rewrites_vs_plain(model: str, images: list[Image.Image], texts: list[str], fp32: Any) -> dict[str, Any]:
+    """The product's fp32 encoder, with its rewrites of CLIP (class-token last layer, folded quick_gelu,
+    packed Linear weights), against the same model loaded plainly through sentence-transformers and
+    run untouched: the rewrites must not change the answers."""
+    from sentence_transformers import SentenceTransformer
+
+    from core.encoder import model_thread
+
+    def plain_vectors() -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        plain = SentenceTransformer(model, device="cpu").eval()
+        with torch.inference_mode():
+            encode = {"convert_to_numpy": True, "normalize_embeddings": True, "show_progress_bar": False}
+            return plain.encode(images, batch_size=8, **encode), plain.encode(texts, **encode)
+
+    plain_images, plain_texts = model_thread().call(plain_vectors)
+    ours_images, ours_texts = fp32.encode_images(images), fp32.encode_texts(texts)
+    return {
+        "images": len(images),
+        "texts": len(texts),
+        "cosine_image_min": round(float(np.sum(plain_images * ours_images, axis=1).min()), 7),
+        "cosine_text_min": round(float(np.sum(plain_texts * ours_texts, axis=1).min()), 7),
+        "max_abs_diff": round(
+            float(max(np.abs(plain_images - ours_images).max(), np.abs(plain_texts - ours_texts).max())), 7
+        ),
+    }
 
 
 def param_report(encoder: Any) -> dict[str, Any]:

@@ -93,6 +93,17 @@ def checks(report: dict[str, Any]) -> list[Check]:
                 None,
             )
         )
+        plain = ingest["rewrites_vs_plain_fp32"]
+        worst = min(plain["cosine_image_min"], plain["cosine_text_min"])
+        rows.append(
+            Check(
+                "precision",
+                "exact rewrites: fp32 vs the plain model, cosine min images / texts; max abs diff",
+                f"{plain['cosine_image_min']:.6f} / {plain['cosine_text_min']:.6f}; {plain['max_abs_diff']:.1e}",
+                ">= 0.99999",
+                worst >= 0.99999,
+            )
+        )
         params = ingest["default_params"]
         rows.append(
             Check(

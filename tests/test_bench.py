@@ -60,6 +60,9 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
     assert ingest["ingest_vs_model_only"] > 0 and ingest["ingest_vs_prototype"] > 0
     assert ingest["fidelity_default_vs_fp32"]["cosine_image_min"] > 0.99
     assert ingest["fidelity_int8_vs_fp32"]["images"] == ingest["photos"]
+    plain = ingest["rewrites_vs_plain_fp32"]  # the product's rewrites of CLIP change no answer
+    assert plain["images"] > 0 and plain["texts"] > 0
+    assert plain["cosine_image_min"] >= 0.99999 and plain["cosine_text_min"] >= 0.99999
 
     query = report["query"]
     for kind in ("text_search", "text_search_cached", "image_search", "classify", "bare_text_encode"):
@@ -74,7 +77,7 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
     assert 0.0 <= store["tuned"]["recall_at_12"] <= 1.0
 
     assert "| section | measure | value | target | verdict |" in table
-    assert "ingest / prototype" in table and "recall@12" in table
+    assert "ingest / prototype" in table and "recall@12" in table and "exact rewrites" in table
     assert len(report["checks"]) > 10
 
 
