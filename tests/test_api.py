@@ -110,6 +110,22 @@ def test_ready_is_503_while_loading(make_settings: Any) -> None:
     assert client.get("/api/health").status_code == 200
 
 
+def test_loading_in_the_background_ends_ready_with_the_loaded_objects_frozen(make_settings: Any) -> None:
+    import gc
+
+    from api.factory import create_app
+
+    gc.unfreeze()
+    app = create_app(make_settings(), load=True)
+    try:
+        app.extensions["wonders"].wait_loaded(60)
+        assert app.test_client().get("/api/ready").status_code == 200
+        assert gc.get_freeze_count() > 0  # a full collection no longer walks the model and libraries
+    finally:
+        gc.unfreeze()
+        app.extensions["wonders"].store.close()
+
+
 def test_stats(client: FlaskClient, api_library: ApiLibrary, encoder: ClipEncoder) -> None:
     report_path = api_library.settings.crosscheck_report
     report_path.unlink(missing_ok=True)
