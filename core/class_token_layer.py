@@ -18,7 +18,11 @@ from typing import Any
 
 import torch
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.clip.modeling_clip import CLIPEncoderLayer, eager_attention_forward
+from transformers.models.clip.modeling_clip import (
+    CLIPEncoderLayer,
+    CLIPVisionModel,
+    eager_attention_forward,
+)
 
 
 class ClassTokenLastLayer(CLIPEncoderLayer):
@@ -47,7 +51,9 @@ def install(clip: object) -> bool:
     """Make the last layer of `clip`'s image tower (a transformers CLIPModel) compute the class token
     only; returns whether it did (False for anything else, which is left as it is)."""
     vision = getattr(clip, "vision_model", None)
-    layers = getattr(getattr(vision, "encoder", None), "layers", None)
+    if type(vision) is not CLIPVisionModel:  # whose pooled output is the class token's row
+        return False
+    layers = vision.encoder.layers
     if not layers:
         return False
     last = layers[-1]
