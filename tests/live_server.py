@@ -49,6 +49,13 @@ class LiveServer:
                 self.process.wait(5)
 
 
+def _load_failed(response: requests.Response) -> bool:
+    try:
+        return bool(response.json()["error"]["code"] == "load_failed")
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 def start_gunicorn(
     env: dict[str, str], log_path: Path, wait_ready: bool = True, timeout: float = 90
 ) -> LiveServer:
@@ -76,6 +83,9 @@ def start_gunicorn(
             )
             if response.status_code == 200:
                 return server
+            if wait_ready and _load_failed(response):  # it will never be ready: say why now
+                server.stop()
+                raise RuntimeError(f"gunicorn's model load failed:\n{server.log()}")
         except requests.RequestException:
             pass
         time.sleep(0.2)

@@ -14,6 +14,7 @@ import http.client  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -209,3 +210,13 @@ def test_make_ingest_hands_off_to_the_running_service(live_library: dict[str, An
         assert "Traceback" not in server.log()
     finally:
         server.stop()
+
+
+def test_a_server_whose_model_fails_to_load_is_reported_at_once(
+    live_library: dict[str, Any], tmp_path: Path
+) -> None:
+    env = {**live_library["env"], "CLIP_MODEL": str(tmp_path / "no-such-model"), "DATA_DIR": str(tmp_path)}
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="model load failed"):
+        start_gunicorn(env, tmp_path / "gunicorn.log", timeout=120)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 60  # not the whole timeout
