@@ -207,3 +207,21 @@ def test_release_freed_memory_applies_on_linux() -> None:
     from core.encoder import release_freed_memory
 
     assert release_freed_memory() is sys.platform.startswith("linux")
+
+
+@pytest.mark.parametrize(
+    ("precision", "min_cosine"), [("fp32", 0.99999), ("bf16", 0.99), ("fp16", 0.999), ("int8", 0.99)]
+)
+def test_every_precision_with_the_rewrites_stays_close_to_the_plain_model(
+    tiny_model_dir: Path, plain, precision: str, min_cosine: float
+) -> None:  # type: ignore[no-untyped-def]
+    from core.encoder import ClipEncoder
+
+    encoder = ClipEncoder(str(tiny_model_dir), device="cpu", precision=precision)
+    images = [photo(seed) for seed in range(4)]
+    texts = ["the eiffel tower at night", "a waterfall in iceland"]
+    for ours, theirs in (
+        (encoder.encode_images(images), _plain_encode(plain, images)),
+        (encoder.encode_texts(texts), _plain_encode(plain, texts)),
+    ):
+        assert float(np.sum(ours * theirs, axis=1).min()) >= min_cosine
