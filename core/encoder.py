@@ -103,6 +103,17 @@ def release_freed_memory() -> bool:
     return True
 
 
+def own_remaining_tensors(module: torch.nn.Module) -> None:
+    """Give every plain (not packed) parameter and buffer of `module` its own memory, so nothing
+    points into the file safetensors mapped the weights from any more and the mapping can go."""
+    import torch
+
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if not tensor.is_mkldnn:
+                tensor.data = tensor.data.clone()
+
+
 def resolve_device(requested: str) -> str:
     """Turn `auto` into cuda, mps or cpu, by what this machine has."""
     import torch
@@ -184,8 +195,15 @@ class ClipEncoder:
         """Linear weights packed once for oneDNN (core.packed_linear: 10-12% faster products)."""
         from core.packed_linear import pack_linears
 
-        if self.precision in ("fp32", "bf16") and pack_linears(self._model, after_each=release_freed_memory):
-            release_freed_memory()
+        if self.precision not in ("fp32", "bf16"):
+            return
+        if not pack_linears(self._model, after_each=release_freed_memory):
+            return
+        if self.precision == "fp32":
+            # The packed copies replaced the fp32 weights safetensors had mapped from the file; the
+            # rest would keep that whole mapping resident, a second copy of the weights.
+            own_remaining_tensors(self._model)
+        release_freed_memory()
 
     def _apply_precision(self) -> None:
         import torch as t
