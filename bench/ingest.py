@@ -332,7 +332,7 @@ def rewrites_vs_plain(model: str, images: list[Image.Image], texts: list[str], f
     def plain_vectors() -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        plain = SentenceTransformer(model, device="cpu").eval()
+        plain = SentenceTransformer(model, device=fp32.device).eval()
         with torch.inference_mode():
             encode = {"convert_to_numpy": True, "normalize_embeddings": True, "show_progress_bar": False}
             return plain.encode(images, batch_size=8, **encode), plain.encode(texts, **encode)

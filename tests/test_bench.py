@@ -63,6 +63,7 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
     plain = ingest["rewrites_vs_plain_fp32"]  # the product's rewrites of CLIP change no answer
     assert plain["images"] > 0 and plain["texts"] > 0
     assert plain["cosine_image_min"] >= 0.99999 and plain["cosine_text_min"] >= 0.99999
+    assert plain["max_abs_diff"] <= 1e-4
 
     query = report["query"]
     for kind in ("text_search", "text_search_cached", "image_search", "classify", "bare_text_encode"):
