@@ -70,14 +70,8 @@ def keep_freed_memory() -> bool:
     each use: the int8 model ran 30% slower on the model thread than on the main thread. Call this
     before the process starts threads (the entry points do); threads started earlier keep their arena.
     Returns whether it applied (False on other C libraries)."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (musl, ...)
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return False
     m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
     mmap_ok = mallopt(m_mmap_threshold, 1 << 30) or mallopt(m_mmap_threshold, 32 << 20)
@@ -90,17 +84,24 @@ def release_freed_memory() -> bool:
     For after a one-off churn that `keep_freed_memory` would otherwise keep for good: packing the
     weights (core.packed_linear) frees every plain weight, 815 MB for ViT-L/14 in bf16, in holes the
     activations cannot reuse. Returns whether it applied (False on other C libraries)."""
+    malloc_trim = _glibc_function("malloc_trim")
+    if malloc_trim is None:
+        return False
+    malloc_trim(0)
+    return True
+
+
+def _glibc_function(name: str) -> Any:
+    """glibc's function `name` through ctypes, or None off Linux or on another C library (musl...)."""
     import ctypes
     import sys
 
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return False
-    malloc_trim(0)
-    return True
+        return getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def own_remaining_tensors(module: torch.nn.Module) -> None:

@@ -15,6 +15,8 @@ from the file, are never written to (that would copy their pages into memory).
 from __future__ import annotations
 
 import torch
+from transformers.activations import QuickGELUActivation
+from transformers.models.clip.modeling_clip import CLIPMLP
 
 QUICK_GELU_SCALE = 1.702
 
@@ -22,11 +24,6 @@ QUICK_GELU_SCALE = 1.702
 def fold_quick_gelu(model: torch.nn.Module, dtype: torch.dtype | None = None) -> int:
     """Turn every CLIP MLP of `model` that uses quick_gelu into the SiLU form, its fc1 and fc2 in
     `dtype` (default: as they are); returns how many."""
-    try:
-        from transformers.activations import QuickGELUActivation
-        from transformers.models.clip.modeling_clip import CLIPMLP
-    except ImportError:  # pragma: no cover - a transformers without CLIP: nothing to fold
-        return 0
     folded = 0
     for module in model.modules():
         if type(module) is not CLIPMLP or type(module.activation_fn) is not QuickGELUActivation:
