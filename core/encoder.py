@@ -173,13 +173,10 @@ class ClipEncoder:
     def _speed_up_exactly(self) -> None:
         """Rewrites that keep the model's function (core.class_token_layer, core.fused_activation):
         together about 5% of an image forward. Done on the weights as loaded, before any cast."""
-        import torch as t
-
         from core import class_token_layer
         from core.fused_activation import fold_quick_gelu
 
-        dtype = {"bf16": t.bfloat16, "fp16": t.float16}.get(self.precision)
-        fold_quick_gelu(self._model, dtype)
+        fold_quick_gelu(self._model, self._half_dtype())
         class_token_layer.install(self._clip())
 
     def _use_cpu_attention(self) -> None:
@@ -196,8 +193,7 @@ class ClipEncoder:
         """Linear weights packed once for oneDNN (core.packed_linear: 10-12% faster products)."""
         from core.packed_linear import pack_linears
 
-        if self.precision not in ("fp32", "bf16"):
-            return
+        # Only plain fp32/bf16 Linear layers pack: none under int8 (quantized) or fp16.
         if not pack_linears(self._model, after_each=release_freed_memory):
             return
         if self.precision == "fp32":
@@ -206,13 +202,18 @@ class ClipEncoder:
             own_remaining_tensors(self._model)
         release_freed_memory()
 
+    def _half_dtype(self) -> torch.dtype | None:
+        """The 16-bit dtype the weights are cast to (bf16, fp16), or None (fp32 and int8 keep fp32)."""
+        import torch as t
+
+        return {"bf16": t.bfloat16, "fp16": t.float16}.get(self.precision)
+
     def _apply_precision(self) -> None:
         import torch as t
 
-        if self.precision == "bf16":
-            self._model.to(t.bfloat16)
-        elif self.precision == "fp16":
-            self._model.to(t.float16)
+        half = self._half_dtype()
+        if half is not None:
+            self._model.to(half)
         elif self.precision == "int8":
             # Weight-only-style dynamic int8 of the Linear layers (opt-in; see README for its cost).
             self._model = t.ao.quantization.quantize_dynamic(self._model, {t.nn.Linear}, dtype=t.qint8)
