@@ -24,10 +24,19 @@ from core.classes import load_classes
 from core.encoder import ClipEncoder
 from core.ids import image_point_id, sha256_hex
 from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
+from core.payload import (
+    LABELS_VERSION_KEY,
+    ImagePayload,
+    ScoredClass,
+    label_fields,
+    library_file,
+    path_fields,
+    stored_path,
+)
 from core.settings import Settings
-from core.store.base import IMAGES, PointRecord, VectorStore
+from core.store.base import IMAGES, PROMPTS, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
-from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
+from core.zero_shot import Classification, ZeroShotClassifier, prompts_fingerprint
 from ingest.attribution import attribution_for
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 from ingest.scan import scan
@@ -108,15 +117,6 @@ class _Decoded:
     error: str | None
 
 
-def relative_path(path: Path, images_dir: Path) -> str:
-    """The path stored in the payload: relative to the library when inside it, else absolute."""
-    resolved = path.resolve()
-    try:
-        return resolved.relative_to(images_dir.resolve()).as_posix()
-    except ValueError:
-        return str(resolved)
-
-
 def prepare_classifier(
     settings: Settings, encoder: ClipEncoder, store: VectorStore
 ) -> tuple[ZeroShotClassifier, str, bool]:
@@ -126,7 +126,7 @@ def prepare_classifier(
     classes = load_classes(settings.classes_file)
     fingerprint = prompts_fingerprint(classes, encoder.identity.model)
     meta = encoder.identity.as_meta()
-    store.ensure_collection("prompts", meta)
+    store.ensure_collection(PROMPTS, meta)
     if ZeroShotClassifier.stored_fingerprint(store) == fingerprint:
         stored = ZeroShotClassifier.load(store)
         if stored is not None:
@@ -154,7 +154,7 @@ def run_ingest(
     meta = encoder.identity.as_meta()
     store.ensure_collection(IMAGES, meta, recreate=recreate)
     if recreate:
-        store.ensure_collection("prompts", meta, recreate=True)
+        store.ensure_collection(PROMPTS, meta, recreate=True)
     classifier, fingerprint, _ = prepare_classifier(settings, encoder, store)
 
     scanned = scan(list(paths) if paths else [settings.images_dir])
@@ -219,10 +219,10 @@ def _new_candidates(
                 todo.append(candidate)
                 continue
             report.already_indexed += 1
-            stored_path = str(existing.payload.get("path", ""))
-            new_path = relative_path(candidate.path, settings.images_dir)
-            if stored_path != new_path and not _library_file(settings, stored_path).exists():
-                store.set_payload(IMAGES, candidate.point_id, {"path": new_path})
+            old_path = ImagePayload.from_stored(existing.payload).path
+            new_path = stored_path(candidate.path, settings.images_dir)
+            if old_path != new_path and not library_file(old_path, settings.images_dir).exists():
+                store.set_payload(IMAGES, candidate.point_id, path_fields(new_path))
                 report.renamed += 1
     return todo
 
@@ -232,7 +232,7 @@ def find_missing(settings: Settings, store: VectorStore) -> list[str]:
     return [
         point.id
         for point in store.scroll(IMAGES)
-        if not _library_file(settings, str(point.payload.get("path", ""))).is_file()
+        if not library_file(ImagePayload.from_stored(point.payload).path, settings.images_dir).is_file()
     ]
 
 
@@ -242,11 +242,6 @@ def remove_points(settings: Settings, store: VectorStore, ids: list[str]) -> Non
         store.delete(IMAGES, ids[start : start + 256])
     for point_id in ids:
         remove_thumb(settings.thumbs_dir, point_id)
-
-
-def _library_file(settings: Settings, stored_path: str) -> Path:
-    path = Path(stored_path)
-    return path if path.is_absolute() else settings.images_dir / path
 
 
 def _decode(settings: Settings, candidate: _Candidate, min_side: int) -> _Decoded:
@@ -348,18 +343,16 @@ def _write_batch(
         candidate, decoded = item.candidate, item.image
         assert decoded is not None and item.thumb is not None
         write_thumb(settings.thumbs_dir, candidate.point_id, item.thumb)
-        payload = {
-            "path": relative_path(candidate.path, settings.images_dir),
-            "sha256": candidate.sha256,
-            "bytes": candidate.size,
-            "width": decoded.width,
-            "height": decoded.height,
-            "format": decoded.format,
-            **labels.as_payload(),
-            "labels_version": fingerprint,
-            "attribution": attribution_for(candidate.path),
-            "ingested_at": now,
-        }
+        payload = ImagePayload(
+            path=stored_path(candidate.path, settings.images_dir),
+            sha256=candidate.sha256,
+            bytes=candidate.size,
+            width=decoded.width,
+            height=decoded.height,
+            format=decoded.format,
+            attribution=attribution_for(candidate.path),
+            ingested_at=now,
+        ).to_stored() | labelled(labels, fingerprint)
         points.append(PointRecord(id=candidate.point_id, vector=vector, payload=payload))
     store.upsert(IMAGES, points)
 
@@ -368,7 +361,7 @@ def relabel_stale(
     store: VectorStore, classifier: ZeroShotClassifier, fingerprint: str, show_progress: bool = False
 ) -> int:
     """Recompute labels of points labelled with older prompts, from their stored vectors (no encoding)."""
-    stale_ids = [p.id for p in store.scroll(IMAGES) if p.payload.get("labels_version") != fingerprint]
+    stale_ids = [p.id for p in store.scroll(IMAGES) if p.payload.get(LABELS_VERSION_KEY) != fingerprint]
     relabelled = 0
     bar = tqdm(
         total=len(stale_ids), desc="re-labelling", unit="img", disable=not show_progress or not stale_ids
@@ -381,8 +374,14 @@ def relabel_stale(
             continue
         vectors = np.stack([p.vector for p in points if p.vector is not None])
         for point, labels in zip(points, classifier.classify(vectors), strict=True):
-            store.set_payload(IMAGES, point.id, {**labels.as_payload(), "labels_version": fingerprint})
+            store.set_payload(IMAGES, point.id, labelled(labels, fingerprint))
             relabelled += 1
         bar.update(len(points))
     bar.close()
     return relabelled
+
+
+def labelled(classification: Classification, fingerprint: str) -> dict[str, Any]:
+    """The payload fields a classification writes: class, confidence, top 3 and the prompts' version."""
+    top3 = [ScoredClass(s.cls.id, round(s.confidence, 6)) for s in classification.top3]
+    return label_fields(classification.best.cls.id, classification.best.confidence, top3, fingerprint)
