@@ -1,7 +1,8 @@
 """One JSON error shape for every failure: {"error": {"code": "...", "message": "..."}}.
 
-`ApiError` is raised by the code; `register_error_handlers` turns it, every HTTP exception (404, 405, 413,
-validation), store outages and unexpected exceptions into that shape.
+`ApiError` is raised by the HTTP layer itself; the search layer raises its own errors (`search/errors.py`),
+mapped to their HTTP status here, in `HTTP_STATUS`, and nowhere else. `register_error_handlers` turns
+those, every HTTP exception (404, 405, 413, validation) and unexpected exceptions into that shape.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from core.store import StoreUnavailable
+from search import errors as search_errors
 
 try:  # what gunicorn raises while the app reads a body the client framed badly or cut short
     from gunicorn.http.errors import NoMoreData, ParseException
@@ -38,6 +40,27 @@ _CODES = {
     500: "internal_error",
     503: "not_ready",
 }
+
+
+# The HTTP status of each error of the search layer (the most specific class wins).
+HTTP_STATUS: dict[type[search_errors.SearchError], int] = {
+    search_errors.NotReady: 503,
+    search_errors.StoreDown: 503,
+    search_errors.ModelMismatch: 503,
+    search_errors.UnknownClass: 400,
+    search_errors.EmptyQuery: 400,
+    search_errors.UnknownImage: 404,
+    search_errors.FileMissing: 404,
+    search_errors.UnsupportedUpload: 415,
+}
+
+
+def http_status(error: search_errors.SearchError) -> int:
+    """The HTTP status for an error of the search layer."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500
 
 
 class ApiError(Exception):
@@ -107,6 +130,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Response:
         return error_response(error.status, error.code, error.message, error.details)
+
+    @app.errorhandler(search_errors.SearchError)
+    def _search_error(error: search_errors.SearchError) -> Response:
+        return error_response(http_status(error), error.code, error.message, error.details)
 
     @app.errorhandler(StoreUnavailable)
     def _store_unavailable(error: StoreUnavailable) -> Response:

@@ -10,14 +10,14 @@ from typing import IO
 from flask import Flask, Request, Response, g, request
 
 from api.errors import register_error_handlers
-from api.ingest_job import IngestJob
 from api.openapi import Api, openapi_config
 from api.routes import admin, classify, files, images, search, status
-from api.services import WondersService
 from api.web import register_web
 from core.encoder import ClipEncoder
 from core.settings import Settings, load_settings
 from core.store import VectorStore
+from ingest.job import IngestJob
+from search import SearchService
 
 API_VERSION = "1.0"
 # Multipart framing around the file: the file itself is checked against MAX_UPLOAD_MB exactly.
@@ -60,7 +60,7 @@ def create_app(
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    service = WondersService(settings, encoder=encoder, store=store)
+    service = SearchService(settings, encoder=encoder, store=store)
     app.extensions["wonders"] = service
     app.extensions["wonders_ingest"] = IngestJob(service)
 

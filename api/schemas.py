@@ -7,8 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-MAX_K = 100
-MAX_OFFSET = 10_000
+from search.query import DEFAULT_K, MAX_K, MAX_OFFSET, Filters, PageRequest
 
 
 class WholeNumber(ma.fields.Integer):
@@ -31,7 +30,9 @@ class PageArgs(StrictSchema):
     """k, offset, class filter and minimum score, shared by every search."""
 
     k = WholeNumber(
-        load_default=12, validate=validate.Range(1, MAX_K), metadata={"description": "results per page"}
+        load_default=DEFAULT_K,
+        validate=validate.Range(1, MAX_K),
+        metadata={"description": "results per page"},
     )
     offset = WholeNumber(
         load_default=0, validate=validate.Range(0, MAX_OFFSET), metadata={"description": "results to skip"}
@@ -62,6 +63,16 @@ class SimilarArgs(StrictSchema):
     k = PageArgs._declared_fields["k"]
     offset = PageArgs._declared_fields["offset"]
     class_ = PageArgs._declared_fields["class_"]
+
+
+def filters(args: dict[str, Any]) -> Filters:
+    """The filters of parsed PageArgs / SimilarArgs."""
+    return Filters(label=args.get("class_") or None, min_score=args.get("min_score"))
+
+
+def page_request(args: dict[str, Any]) -> PageRequest:
+    """The page of parsed PageArgs / SimilarArgs."""
+    return PageRequest(k=args["k"], offset=args["offset"])
 
 
 class UploadFiles(ma.Schema):
@@ -195,7 +206,7 @@ class StatsResponse(ma.Schema):
     limits = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Float(),
-        metadata={"description": "max_upload_mb and max_k, so clients can check before sending"},
+        metadata={"description": "max_upload_mb, max_k and default_k, so clients need not repeat them"},
     )
 
 

@@ -23,3 +23,11 @@ def image_point_id(sha256: str) -> str:
 def is_point_id(text: str) -> bool:
     """True for a canonical lower-case UUID string (what every point id looks like)."""
     return bool(_UUID_PATTERN.match(text))
+
+
+def canonical_point_id(text: str) -> str | None:
+    """The canonical form of a point id written any way UUIDs are written, or None if it is not one."""
+    try:
+        return str(uuid.UUID(text))
+    except (ValueError, AttributeError, TypeError):
+        return None

@@ -15,9 +15,9 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, current_app, jsonify, request
 
+from api.context import ingest_job, service
 from api.errors import ApiError
 from api.openapi import Blueprint
-from api.uploads import service
 from ingest.handoff import TOKEN_FILE, TOKEN_HEADER
 
 blp = Blueprint("admin", __name__, url_prefix="/api/admin", description="Local administration")
@@ -73,7 +73,7 @@ def _authorize_first() -> None:
 def ingest_status() -> Response:
     """State of the ingest run inside the service."""
     _authorize()
-    return jsonify(current_app.extensions["wonders_ingest"].status())
+    return jsonify(ingest_job().status())
 
 
 @blp.route("/ingest", methods=["POST"])
@@ -82,6 +82,6 @@ def ingest_start(args: dict[str, Any]) -> tuple[Response, int]:
     """Start an ingest inside the service (which owns the embedded shard)."""
     _authorize()
     service().require_loaded()
-    job = current_app.extensions["wonders_ingest"]
+    job = ingest_job()
     started = job.start([Path(p) for p in args["paths"]], args["recreate"], args["prune"])
     return jsonify(job.status()), 202 if started else 409

@@ -1,4 +1,6 @@
-"""An ingest run inside the service, for `make ingest` while the service owns the embedded shard."""
+"""An ingest run inside the service, for `make ingest` while the service owns the embedded shard.
+
+This is the service side of the hand-off; `ingest/handoff.py` is the client side."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from api.services import WondersService
-from ingest.crosscheck import format_report, run_crosscheck, save_report
+from eval.crosscheck import format_report, run_crosscheck, save_report
 from ingest.pipeline import run_ingest
+from search import SearchService
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +19,7 @@ log = logging.getLogger(__name__)
 class IngestJob:
     """At most one ingest at a time, run in a thread; its state is polled by the CLI."""
 
-    def __init__(self, service: WondersService) -> None:
+    def __init__(self, service: SearchService) -> None:
         self.service = service
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"state": "idle"}

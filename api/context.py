@@ -1,0 +1,20 @@
+"""The running app's collaborators, typed: the search service and the ingest job."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from ingest.job import IngestJob
+from search import SearchService
+
+
+def service() -> SearchService:
+    """The SearchService of the running app."""
+    found: SearchService = current_app.extensions["wonders"]
+    return found
+
+
+def ingest_job() -> IngestJob:
+    """The ingest job of the running app (the service side of `make ingest`'s hand-off)."""
+    found: IngestJob = current_app.extensions["wonders_ingest"]
+    return found
