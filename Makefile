@@ -36,7 +36,7 @@ ingest: ## make new photos in images/ searchable, without restarting the service
 	fi
 
 crosscheck: setup ## rerun the FAISS cross-check of Qdrant's answers
-	$(PY) -m ingest.crosscheck $(ARGS)
+	$(PY) -m eval.crosscheck $(ARGS)
 
 test: setup ## the whole test suite
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)

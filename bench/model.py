@@ -99,8 +99,8 @@ def build_vit_l14(cache: Path = CACHE, seed: int = 0) -> Path:
 
 
 def build_tiny(cache: Path = CACHE) -> Path:
-    """The tests' tiny CLIP (tests.tiny_clip), under `cache`."""
-    from tests.tiny_clip import build_tiny_clip
+    """The tests' tiny CLIP (devtools.tiny_clip), under `cache`."""
+    from devtools.tiny_clip import build_tiny_clip
 
     folder = cache / "tiny-clip"
     if not (folder / ".complete").exists():

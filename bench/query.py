@@ -73,7 +73,7 @@ def run(
     import requests
 
     from core.images import decode_image
-    from tests.live_server import start_gunicorn
+    from devtools.live_server import start_gunicorn
 
     env = {
         "CLIP_MODEL": model,

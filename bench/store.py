@@ -99,10 +99,12 @@ def run(
     count: int, queries: int, ef_sweep: list[int], k: int = 12, default_threshold_kb: int = 10000
 ) -> dict[str, Any]:
     """The store section (see the module docstring)."""
-    import faiss
-
+    from core.settings import Settings
     from core.store import IMAGES, PointRecord
     from core.store.embedded import EmbeddedStore
+    from eval.recall import exact_top_k, overlap, truth_sets
+
+    product_ef: int = Settings.model_fields["hnsw_ef"].default
 
     dim = 768
     vectors, cluster = clip_like_vectors(count + queries, dim)
@@ -121,7 +123,7 @@ def run(
         "indexing_threshold_kb": threshold,
     }
     with tempfile.TemporaryDirectory(prefix="wonders-bench-store-") as tmp:
-        store = EmbeddedStore(Path(tmp), hnsw_ef=128, indexing_threshold_kb=threshold)
+        store = EmbeddedStore(Path(tmp), hnsw_ef=product_ef, indexing_threshold_kb=threshold)
         store.ensure_collection(IMAGES, {"dim": dim, "model": "bench", "image_size": 224})
         labels = [f"class_{c % 8}" for c in base_cluster]
         with CpuWindow((os.getpid(),)) as upsert_window:
@@ -147,16 +149,14 @@ def run(
         result["indexed_vectors"] = stats.indexed_vectors
         store.close()
         t = time.perf_counter()
-        store = EmbeddedStore(Path(tmp), hnsw_ef=128, indexing_threshold_kb=threshold)
+        store = EmbeddedStore(Path(tmp), hnsw_ef=product_ef, indexing_threshold_kb=threshold)
         result["reopen_points"] = store.count(IMAGES)
         result["reopen_s"] = round(time.perf_counter() - t, 3)
 
-        index = faiss.IndexFlatIP(dim)
-        index.add(base)
         t = time.perf_counter()
-        _, exact = index.search(probe, k)
+        exact = exact_top_k(base, probe, k)
         result["faiss_flat_query_ms"] = round((time.perf_counter() - t) / queries * 1000, 3)
-        truth = [{ids[i] for i in row} for row in exact]
+        truth = truth_sets(ids, exact)
         sweep = []
         for ef in ef_sweep:
             store.hnsw_ef = ef
@@ -168,7 +168,7 @@ def run(
                 t = time.perf_counter()
                 got = store.query(IMAGES, q, limit=k)
                 times.append(time.perf_counter() - t)
-                hits += len(want & {h.id for h in got}) / k
+                hits += overlap(want, (h.id for h in got))
             sweep.append(
                 {
                     "hnsw_ef": ef,
@@ -188,6 +188,6 @@ def run(
     good = [row for row in sweep if row["recall_at_12"] >= 0.98]
     tuned = good[0] if good else max(sweep, key=lambda r: r["recall_at_12"])
     result["tuned"] = tuned
-    result["product_default_ef"] = 128
-    result["at_default_ef"] = next((r for r in sweep if r["hnsw_ef"] == 128), None)
+    result["product_default_ef"] = product_ef
+    result["at_default_ef"] = next((r for r in sweep if r["hnsw_ef"] == product_ef), None)
     return result

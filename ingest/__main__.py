@@ -81,7 +81,7 @@ def _ingest_in_service(service: object, paths: list[Path], args: argparse.Namesp
 
 def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace) -> int:
     from core.encoder import ClipEncoder
-    from ingest.crosscheck import format_report, run_crosscheck, save_report
+    from eval.crosscheck import format_report, run_crosscheck, save_report
     from ingest.pipeline import run_ingest
 
     store = open_store(settings)

@@ -19,7 +19,7 @@ import torch
 
 from core.encoder import ClipEncoder
 from core.settings import Settings
-from tests.tiny_clip import build_tiny_clip
+from devtools.tiny_clip import build_tiny_clip
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,8 +129,8 @@ def live_library(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path)
 def live_server(live_library: dict[str, object], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """gunicorn serving the app (embedded store, tiny model) over `live_library`, for the whole session.
 
-    Tests that add photos must use their own server (see tests/live_server.py) so this one stays fixed."""
-    from tests.live_server import start_gunicorn
+    Tests that add photos must use their own server (see devtools/live_server.py) so this one stays fixed."""
+    from devtools.live_server import start_gunicorn
 
     log = tmp_path_factory.mktemp("live-log") / "gunicorn.log"
     server = start_gunicorn(dict(live_library["env"]), log)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 from core.encoder import ClipEncoder  # noqa: E402
 from core.images import decode_image  # noqa: E402
 from core.zero_shot import ZeroShotClassifier  # noqa: E402
-from ingest.crosscheck import run_crosscheck, save_report  # noqa: E402
+from eval.crosscheck import run_crosscheck, save_report  # noqa: E402
 from tests.api_helpers import (  # noqa: E402
     ATTRIBUTED,
     LIBRARY_SIZE,

@@ -40,13 +40,13 @@ from core.encoder import ClipEncoder  # noqa: E402
 from core.images import MAX_ASPECT, decode_image  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.store import open_store  # noqa: E402
+from devtools.live_server import REPO, LiveServer  # noqa: E402
+from devtools.tiny_clip import build_tiny_clip  # noqa: E402
 from ingest.handoff import TOKEN_FILE, TOKEN_HEADER  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
 from ingest.scan import scan  # noqa: E402
 from tests.api_helpers import ATTRIBUTED, ApiLibrary, FlakyStore, assert_error, upload  # noqa: E402
 from tests.image_factory import jpeg_bytes, photo, write  # noqa: E402
-from tests.live_server import REPO, LiveServer  # noqa: E402
-from tests.tiny_clip import build_tiny_clip  # noqa: E402
 
 pytest_plugins = ["tests.api_helpers"]
 

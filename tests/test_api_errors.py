@@ -19,6 +19,7 @@ from flask.testing import FlaskClient  # noqa: E402
 
 from api import create_app  # noqa: E402
 from core.encoder import ClipEncoder  # noqa: E402
+from devtools.tiny_clip import build_tiny_clip  # noqa: E402
 from tests.api_helpers import (  # noqa: E402
     ATTRIBUTED,
     SECRET,
@@ -30,7 +31,6 @@ from tests.api_helpers import (  # noqa: E402
     upload,
 )
 from tests.image_factory import bomb_png, jpeg_bytes, photo, truncated_jpeg  # noqa: E402
-from tests.tiny_clip import build_tiny_clip  # noqa: E402
 
 pytest_plugins = ["tests.api_helpers"]
 

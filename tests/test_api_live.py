@@ -25,10 +25,10 @@ from urllib.parse import urlsplit  # noqa: E402
 import requests  # noqa: E402
 
 from core.ids import image_point_id, sha256_hex  # noqa: E402
+from devtools.live_server import REPO, LiveServer, start_gunicorn  # noqa: E402
 from ingest.handoff import TOKEN_FILE, TOKEN_HEADER  # noqa: E402
 from tests.api_helpers import assert_error, point_id_of  # noqa: E402
 from tests.image_factory import jpeg_bytes, photo, write  # noqa: E402
-from tests.live_server import REPO, LiveServer, start_gunicorn  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 60

@@ -1,4 +1,4 @@
-"""The FAISS cross-check (ingest/crosscheck.py): recall 1.0 where the answer is known, below 1 for a store
+"""The FAISS cross-check (eval/crosscheck.py): recall 1.0 where the answer is known, below 1 for a store
 that answers wrongly, an HNSW-indexed copy that really uses HNSW, and the command that saves the report."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from core.settings import Settings
 from core.store.base import IMAGES, PROMPTS, Hit, PointRecord, VectorStore
 from core.store.embedded import EmbeddedStore
-from ingest.crosscheck import (
+from eval.crosscheck import (
     format_report,
     hnsw_recall,
     load_vectors,
@@ -180,7 +180,7 @@ def test_the_command_writes_the_report(
 
     def crosscheck() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "ingest.crosscheck", "--samples", "20", "-k", "5"],
+            [sys.executable, "-m", "eval.crosscheck", "--samples", "20", "-k", "5"],
             env=subprocess_env,
             cwd=tmp_path,
             capture_output=True,

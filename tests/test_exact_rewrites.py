@@ -256,7 +256,7 @@ def test_an_fp32_encoder_lets_go_of_the_weights_file(tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     from core.encoder import ClipEncoder
-    from tests.tiny_clip import build_tiny_clip
+    from devtools.tiny_clip import build_tiny_clip
 
     folder = build_tiny_clip(tmp_path / "clip")
 

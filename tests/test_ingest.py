@@ -27,10 +27,10 @@ from core.settings import Settings
 from core.store import IMAGES, PROMPTS, CollectionMismatch, VectorStore, open_store
 from core.thumbnails import thumb_path
 from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
+from devtools.tiny_clip import build_tiny_clip
 from ingest.pipeline import IngestReport, run_ingest
 from tests import image_factory
 from tests.image_factory import jpeg_bytes, library_with_every_case, photo, write
-from tests.tiny_clip import build_tiny_clip
 
 CLASS_IDS = {
     "waterfalls_lakes",

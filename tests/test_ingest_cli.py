@@ -16,9 +16,9 @@ from core.settings import Settings
 from core.store import IMAGES
 from core.store.embedded import EmbeddedStore
 from core.thumbnails import thumb_path
+from devtools.tiny_clip import build_tiny_clip
 from ingest.__main__ import main as ingest_main
 from tests.image_factory import jpeg_bytes, library_with_every_case, photo, write
-from tests.tiny_clip import build_tiny_clip
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ Recall@k of Qdrant's answers against FAISS's exact ones, over sample queries (st
 class prompt vectors). Qdrant searches exhaustively until a segment passes its indexing threshold, so the
 report carries `indexed_vectors` beside the recall, and a second check copies the vectors into a
 temporary embedded shard configured to build HNSW, so the approximate index is measured too.
-Run it with `make crosscheck` (or `python -m ingest.crosscheck`).
+Run it with `make crosscheck` (or `python -m eval.crosscheck`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from core.settings import Settings, load_settings
 from core.store import IMAGES, PROMPTS, PointRecord, StoreError, VectorStore, open_store
+from eval.recall import recall_at_k
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +39,6 @@ def load_vectors(store: VectorStore, name: str) -> tuple[list[str], np.ndarray]:
     if not rows:
         return [], np.zeros((0, 0), dtype=np.float32)
     return ids, np.stack(rows).astype(np.float32)
-
-
-def recall_at_k(
-    store: VectorStore, name: str, ids: list[str], vectors: np.ndarray, queries: np.ndarray, k: int
-) -> float:
-    """Mean fraction of FAISS's exact top-k that Qdrant also returns in its top-k."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    k = min(k, len(ids))
-    _, exact = index.search(queries, k)
-    total = 0.0
-    for query, row in zip(queries, exact, strict=True):
-        truth = {ids[i] for i in row if i >= 0}
-        got = {hit.id for hit in store.query(name, query, limit=k)}
-        total += len(truth & got) / max(1, len(truth))
-    return total / max(1, len(queries))
 
 
 def sample_queries(store: VectorStore, vectors: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
@@ -147,8 +131,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ingest.crosscheck`: rerun the cross-check and save its report."""
-    parser = argparse.ArgumentParser(prog="python -m ingest.crosscheck", description=__doc__)
+    """`python -m eval.crosscheck`: rerun the cross-check and save its report."""
+    parser = argparse.ArgumentParser(prog="python -m eval.crosscheck", description=__doc__)
     parser.add_argument("--samples", type=int, default=100, help="stored vectors used as queries")
     parser.add_argument("-k", type=int, default=12, help="neighbours compared per query")
     args = parser.parse_args(argv)

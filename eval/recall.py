@@ -1,0 +1,45 @@
+"""Recall of Qdrant's answers against exact ones: FAISS flat inner product over the same vectors.
+
+One implementation for the cross-check after ingest (`eval/crosscheck.py`), `make bench` and
+`make bench-scale`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import faiss
+import numpy as np
+
+from core.store import VectorStore
+
+
+def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Row i: the indices of the k vectors with the largest inner product with query i, best first."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(vectors)))
+    return found
+
+
+def truth_sets(ids: Sequence[str], exact: np.ndarray) -> list[set[str]]:
+    """The exact answers as sets of ids (FAISS pads a short answer with -1)."""
+    return [{ids[i] for i in row if i >= 0} for row in exact]
+
+
+def overlap(truth: set[str], got: Iterable[str]) -> float:
+    """The fraction of the exact answer that an approximate answer also holds."""
+    return len(truth & set(got)) / max(1, len(truth))
+
+
+def recall_at_k(
+    store: VectorStore, name: str, ids: Sequence[str], vectors: np.ndarray, queries: np.ndarray, k: int
+) -> float:
+    """Mean fraction of FAISS's exact top-k that the store also returns in its top-k."""
+    k = min(k, len(ids))
+    truths = truth_sets(ids, exact_top_k(vectors, queries, k))
+    total = sum(
+        overlap(truth, (hit.id for hit in store.query(name, query, limit=k)))
+        for query, truth in zip(queries, truths, strict=True)
+    )
+    return total / max(1, len(queries))
