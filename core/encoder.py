@@ -82,7 +82,7 @@ def release_freed_memory() -> bool:
     """Hand the freed memory in the middle of glibc's heap back to the kernel, once (`malloc_trim`).
 
     For after a one-off churn that `keep_freed_memory` would otherwise keep for good: packing the
-    weights (core.packed_linear) frees every plain weight, 815 MB for ViT-L/14 in bf16, in holes the
+    weights (rewrites.packed_linear) frees every plain weight, 815 MB for ViT-L/14 in bf16, in holes the
     activations cannot reuse. Returns whether it applied (False on other C libraries)."""
     malloc_trim = _glibc_function("malloc_trim")
     if malloc_trim is None:
@@ -171,17 +171,17 @@ class ClipEncoder:
         return self._model
 
     def _speed_up_exactly(self) -> None:
-        """Rewrites that keep the model's function (core.class_token_layer, core.fused_activation):
+        """Rewrites that keep the model's function (rewrites.class_token_layer, rewrites.fused_activation):
         together about 5% of an image forward. Done on the weights as loaded, before any cast."""
-        from core import class_token_layer
-        from core.fused_activation import fold_quick_gelu
+        from core.model.rewrites import class_token_layer
+        from core.model.rewrites.fused_activation import fold_quick_gelu
 
         fold_quick_gelu(self._model, self._half_dtype())
         class_token_layer.install(self._clip())
 
     def _use_cpu_attention(self) -> None:
-        """The image tower's attention as two batched matrix products (core.attention: ~5% faster)."""
-        from core.attention import register
+        """The image tower's attention as two batched matrix products (rewrites.attention: ~5% faster)."""
+        from core.model.rewrites.attention import register
 
         clip = self._clip()
         if hasattr(clip, "set_attn_implementation") and hasattr(
@@ -190,8 +190,8 @@ class ClipEncoder:
             clip.set_attn_implementation({"vision_config": register()})
 
     def _pack_linears(self) -> None:
-        """Linear weights packed once for oneDNN (core.packed_linear: 10-12% faster products)."""
-        from core.packed_linear import pack_linears
+        """Linear weights packed once for oneDNN (rewrites.packed_linear: 10-12% faster products)."""
+        from core.model.rewrites.packed_linear import pack_linears
 
         # Only plain fp32/bf16 Linear layers pack: none under int8 (quantized) or fp16.
         if not pack_linears(self._model, after_each=release_freed_memory):

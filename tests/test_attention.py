@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from core.attention import NAME, cpu_attention
+from core.model.rewrites.attention import NAME, cpu_attention
 
 
 class _Attention(torch.nn.Module):

@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers.models.clip.modeling_clip import CLIPMLP, CLIPEncoderLayer
 
-from core import class_token_layer
-from core.class_token_layer import ClassTokenLastLayer
-from core.fused_activation import fold_quick_gelu
-from core.packed_linear import PackedLinear, pack_linears, packing_works
+from core.model.rewrites import class_token_layer
+from core.model.rewrites.class_token_layer import ClassTokenLastLayer
+from core.model.rewrites.fused_activation import fold_quick_gelu
+from core.model.rewrites.packed_linear import PackedLinear, pack_linears, packing_works
 from tests.image_factory import photo
 
 
@@ -171,7 +171,7 @@ def test_pack_linears_packs_plain_cpu_linears_and_fuses_the_mlps_silu() -> None:
 
 
 def test_without_working_ops_the_linears_stay_plain(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.packed_linear as packed_linear
+    import core.model.rewrites.packed_linear as packed_linear
 
     monkeypatch.setattr(packed_linear, "packing_works", lambda dtype=None: False)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4))
@@ -230,7 +230,7 @@ def test_every_precision_with_the_rewrites_stays_close_to_the_plain_model(
 
 
 def test_a_dtype_the_cpu_cannot_pack_stays_plain(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.packed_linear as packed_linear
+    import core.model.rewrites.packed_linear as packed_linear
 
     assert not packing_works(torch.float16)
     monkeypatch.setattr(packed_linear, "packing_works", lambda dtype=torch.float32: dtype == torch.float32)
