@@ -19,7 +19,7 @@ import numpy as np
 
 from api.errors import ApiError
 from core.classes import LandmarkClass, load_classes
-from core.encoder import ClipEncoder
+from core.model import ClipModel, load_clip
 from core.settings import Settings
 from core.store import IMAGES, CollectionMismatch, Hit, StoreUnavailable, VectorStore, open_store
 from core.store.base import check_meta
@@ -76,7 +76,7 @@ class WondersService:
     MISMATCH_CHECK_S = 30.0  # far beyond CLIP's 77 tokens, which truncation cuts anyway
 
     def __init__(
-        self, settings: Settings, encoder: ClipEncoder | None = None, store: VectorStore | None = None
+        self, settings: Settings, encoder: ClipModel | None = None, store: VectorStore | None = None
     ) -> None:
         self.settings = settings
         self.encoder = encoder
@@ -101,8 +101,7 @@ class WondersService:
             if self.store is None:
                 self.store = open_store(self.settings)
             if self.encoder is None:
-                s = self.settings
-                encoder = ClipEncoder(s.clip_model, s.clip_device, s.clip_precision, s.torch_threads)
+                encoder = load_clip(self.settings)
                 encoder.warm_up()
                 self.encoder = encoder
             log.info(
@@ -152,7 +151,7 @@ class WondersService:
             return Readiness(False, "model_mismatch", mismatch)
         return Readiness(True, "ready", "ready")
 
-    def require_ready(self) -> tuple[ClipEncoder, VectorStore]:
+    def require_ready(self) -> tuple[ClipModel, VectorStore]:
         """The encoder and store, or a 503 ApiError while they are not there or do not match."""
         if self.encoder is None or self.store is None:
             state = self.readiness()
@@ -162,7 +161,7 @@ class WondersService:
             raise ApiError(503, "model_mismatch", mismatch)
         return self.encoder, self.store
 
-    def require_loaded(self) -> tuple[ClipEncoder, VectorStore]:
+    def require_loaded(self) -> tuple[ClipModel, VectorStore]:
         """The encoder and store once loaded, even when the collection needs rebuilding (for ingest)."""
         if self.encoder is None or self.store is None:
             state = self.readiness()
@@ -200,7 +199,7 @@ class WondersService:
                 stored = ZeroShotClassifier.load(store)
                 if stored is None:
                     classes = load_classes(self.settings.classes_file)
-                    stored = ZeroShotClassifier.from_prompts(classes, encoder, encoder.logit_scale)
+                    stored = ZeroShotClassifier.from_prompts(classes, encoder.text, encoder.logit_scale)
                 self._classifier = stored
             return self._classifier
 
@@ -232,7 +231,7 @@ class WondersService:
         key = " ".join(text.split())[: self.MAX_QUERY_CHARS]
         vector = self.cache.get(key)
         if vector is None:
-            vector = encoder.encode_texts([key])[0]
+            vector = encoder.text.encode_texts([key])[0]
             self.cache.put(key, vector)
         return vector
 

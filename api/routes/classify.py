@@ -22,7 +22,7 @@ def classify(files: dict[str, Any]) -> dict[str, Any]:
     wonders = service()
     encoder, _ = wonders.require_ready()
     decoded = decode_upload(files)
-    vector = encoder.encode_images([decoded.image])
+    vector = encoder.image.encode_images([decoded.image])
     result = wonders.classifier().classify(vector)[0]
     return {
         "label": result.best.cls.label(),

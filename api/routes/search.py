@@ -71,5 +71,5 @@ def search_image(args: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
     wonders = service()
     encoder, _ = wonders.require_ready()
     decoded = decode_upload(files)
-    vector = encoder.encode_images([decoded.image])[0]
+    vector = encoder.image.encode_images([decoded.image])[0]
     return page(vector, args)
