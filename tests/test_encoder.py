@@ -13,7 +13,10 @@ import torch
 import core.model.device as device_module
 from core.model import (
     ClipModel,
+    ImageTower,
+    TextTower,
     cpu_supports_bf16,
+    model_thread,
     resolve_device,
     resolve_precision,
 )
@@ -46,6 +49,27 @@ def test_identity_of_the_tiny_model(encoder: ClipModel, tiny_model_dir: Path) ->
     assert encoder.dim == 16
     assert encoder.identity.as_meta() == {"model": str(tiny_model_dir), "dim": 16, "image_size": 32}
     assert 1.0 < encoder.logit_scale <= 100.0
+
+
+def test_the_two_towers_are_separate_objects_behind_their_interfaces(encoder: ClipModel) -> None:
+    image, text = encoder.image, encoder.text
+    assert image is not text
+    assert isinstance(image, ImageTower) and not isinstance(image, TextTower)
+    assert isinstance(text, TextTower) and not isinstance(text, ImageTower)
+    assert image.identity is encoder.identity
+    assert (text.name, text.model_name, text.dim, text.max_tokens) == ("clip", encoder.model_name, 16, 77)
+
+
+def test_the_towers_answer_as_the_one_shared_model_does(encoder: ClipModel) -> None:
+    """Each tower is only a door to the shared model: the same rows as its forward pass on the model
+    thread, at the batch sizes the single encoder used (8 images, 32 texts)."""
+    images = [photo(i) for i in range(3)]
+    texts = ["Eiffel Tower at night", "hot air balloons over Cappadocia"]
+    direct_images = model_thread().call(lambda: encoder._forward(images, 8))
+    direct_texts = model_thread().call(lambda: encoder._forward(texts, 32))
+    np.testing.assert_allclose(encoder.image.encode_images(images), direct_images, atol=1e-6)
+    np.testing.assert_allclose(encoder.text.encode_texts(texts), direct_texts, atol=1e-6)
+    assert encoder.image.encode_images(images).shape == (3, encoder.dim)
 
 
 def test_images_batched_are_unit_vectors_and_match_one_by_one(encoder: ClipModel) -> None:
