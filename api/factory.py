@@ -13,7 +13,7 @@ from api.errors import register_error_handlers
 from api.openapi import Api, openapi_config
 from api.routes import admin, classify, files, images, search, status
 from api.web import register_web
-from core.encoder import ClipEncoder
+from core.model import ClipModel
 from core.settings import Settings, load_settings
 from core.store import VectorStore
 from ingest.job import IngestJob
@@ -45,7 +45,7 @@ class WondersRequest(Request):
 
 def create_app(
     settings: Settings | None = None,
-    encoder: ClipEncoder | None = None,
+    encoder: ClipModel | None = None,
     store: VectorStore | None = None,
     load: bool = True,
 ) -> Flask:

@@ -10,7 +10,7 @@ import logging
 
 from api.factory import create_app
 from api.routes.admin import write_admin_token
-from core.encoder import keep_freed_memory
+from core.model import keep_freed_memory
 from core.settings import load_settings
 
 keep_freed_memory()  # before the loader and request threads start (see its docstring)

@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
 def _expected_precision() -> str:
     import torch
 
-    from core.encoder import cpu_supports_bf16
+    from core.model import cpu_supports_bf16
 
     if torch.cuda.is_available():
         return "fp16"
@@ -150,7 +150,7 @@ def _expected_precision() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the sections, write the report; exit 1 when a section failed (a missed target is not a failure)."""
     args = _parser().parse_args(argv)
-    from core.encoder import keep_freed_memory
+    from core.model import keep_freed_memory
 
     keep_freed_memory()  # the product's entry points do this first too (see its docstring)
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")  # torch's note on dynamic int8
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "urllib3",
         "sentence_transformers",
         "transformers",
-        "core.encoder",
+        "core.model.clip",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     model_name = args.model or "vit-l14"

@@ -4,7 +4,7 @@ Every measurement runs in rounds, and each round runs every variant once, back t
 taken between numbers measured under the same conditions (other people's processes on a shared machine
 come and go); the report gives the median over rounds of each rate and of each per-round ratio.
 
-- model only: `ClipEncoder.encode_images` on images already decoded and cut to the model's input size
+- model only: `ClipModel.image.encode_images` on images already decoded and cut to the model's input size
   (224 x 224), at the product's batch size: the ceiling ingest can reach at that precision.
 - ingest: `ingest.pipeline.run_ingest` end to end on the JPEG files (read, hash, decode in threads while
   the model encodes, label, thumbnail, upsert), into the embedded store, after the points of the previous
@@ -49,10 +49,11 @@ class IngestConfig:
     int8: bool = True
 
 
-def load_encoder(model: str, precision: str, memory: dict[str, float] | None = None) -> tuple[Any, float]:
-    """The product's encoder (device auto) and its load time; with `memory`, also the most anonymous
-    memory (RssAnon, MiB) the process gained while loading, sampled every 10 ms, and kept after."""
-    from core.encoder import ClipEncoder
+def load_encoder(settings: Any, precision: str, memory: dict[str, float] | None = None) -> tuple[Any, float]:
+    """The product's model as `settings` load it (device auto), in `precision`, and its load time; with
+    `memory`, also the most anonymous memory (RssAnon, MiB) the process gained while loading, sampled
+    every 10 ms, and kept after."""
+    from core.model import load_clip
 
     base = memory_status(os.getpid()).get("RssAnon", 0.0)
     peak = [base]
@@ -67,7 +68,7 @@ def load_encoder(model: str, precision: str, memory: dict[str, float] | None = N
         sampler.start()
     started = time.perf_counter()
     try:
-        encoder = ClipEncoder(model, device="auto", precision=precision)
+        encoder = load_clip(settings.model_copy(update={"clip_precision": precision}))
         encoder.warm_up()
     finally:
         stop.set()
@@ -167,7 +168,7 @@ def prepare_only(model: str, config: IngestConfig, workdir: Path, photos: list[P
     from ingest.pipeline import run_ingest
 
     settings = bench_settings(model, workdir, photos, config.batch_size)
-    encoder, _ = load_encoder(model, "auto")
+    encoder, _ = load_encoder(settings, "auto")
     store = open_store(settings)
     try:
         run_ingest(settings, encoder, store, paths=photos, recreate=True, show_progress=False)
@@ -185,7 +186,7 @@ def run(model: str, config: IngestConfig, workdir: Path, photos: list[Path]) -> 
 
     settings = bench_settings(model, workdir, photos, config.batch_size)
     load_memory: dict[str, float] = {}
-    default, default_load_s = load_encoder(model, "auto", load_memory)
+    default, default_load_s = load_encoder(settings, "auto", load_memory)
     size = default.identity.image_size
     log.info("default encoder: %s on %s, loaded in %.1f s", default.precision, default.device, default_load_s)
     inputs = [model_input(p, size, settings.max_image_pixels) for p in photos]
@@ -196,8 +197,8 @@ def run(model: str, config: IngestConfig, workdir: Path, photos: list[Path]) -> 
     first = run_ingest(settings, default, store, paths=photos[:1], recreate=True, show_progress=False)
     first_run_s = time.perf_counter() - started
 
-    fp32 = default if default.precision == "fp32" else load_encoder(model, "fp32")[0]
-    int8 = load_encoder(model, "int8")[0] if config.int8 else None
+    fp32 = default if default.precision == "fp32" else load_encoder(settings, "fp32")[0]
+    int8 = load_encoder(settings, "int8")[0] if config.int8 else None
     prototype = PrototypeWorker(model)
 
     rows: list[dict[str, float]] = []
@@ -214,7 +215,7 @@ def run(model: str, config: IngestConfig, workdir: Path, photos: list[Path]) -> 
             with CpuWindow((_pid(), prototype.pid)) as window:
                 waited += wait_for_quiet((prototype.pid,))
                 t = time.perf_counter()
-                vectors = default.encode_images(inputs, batch_size=config.batch_size)
+                vectors = default.image.encode_images(inputs, batch_size=config.batch_size)
                 row["model_only_ips"] = len(inputs) / (time.perf_counter() - t)
                 if default_vectors is None:
                     default_vectors = vectors
@@ -242,13 +243,13 @@ def run(model: str, config: IngestConfig, workdir: Path, photos: list[Path]) -> 
                 batch = [inputs[i] for i in idx]
                 waited += wait_for_quiet((prototype.pid,))
                 t = time.perf_counter()
-                got = fp32.encode_images(batch, batch_size=config.batch_size)
+                got = fp32.image.encode_images(batch, batch_size=config.batch_size)
                 row["fp32_model_only_ips"] = len(batch) / (time.perf_counter() - t)
                 fp32_vectors.update(zip(idx, got, strict=True))
                 if int8 is not None:
                     waited += wait_for_quiet((prototype.pid,))
                     t = time.perf_counter()
-                    got = int8.encode_images(batch, batch_size=config.batch_size)
+                    got = int8.image.encode_images(batch, batch_size=config.batch_size)
                     row["int8_model_only_ips"] = len(batch) / (time.perf_counter() - t)
                     int8_vectors.update(zip(idx, got, strict=True))
                     _delete_all_images(store)
@@ -296,12 +297,12 @@ def run(model: str, config: IngestConfig, workdir: Path, photos: list[Path]) -> 
         "steal_cores_median": round(med("steal_cores"), 3),
         "rounds_detail": [{k: round(v, 4) for k, v in r.items()} for r in rows],
     }
-    text_fp32 = fp32.encode_texts(prompts)
+    text_fp32 = fp32.text.encode_texts(prompts)
     idx = sorted(fp32_vectors)
     reference = np.stack([fp32_vectors[i] for i in idx])
     assert default_vectors is not None
     result["fidelity_default_vs_fp32"] = fidelity(
-        reference, default_vectors[idx], text_fp32, default.encode_texts(prompts)
+        reference, default_vectors[idx], text_fp32, default.text.encode_texts(prompts)
     )
     result["rewrites_vs_plain_fp32"] = rewrites_vs_plain(model, inputs[:8], prompts, fp32)
     result["default_params"] = param_report(default)
@@ -312,7 +313,7 @@ def run(model: str, config: IngestConfig, workdir: Path, photos: list[Path]) -> 
         result["int8_ingest_ips"] = round(med("int8_ingest_ips"), 3)
         result["int8_ingest_vs_prototype"] = round(med_ratio("int8_ingest_ips", "prototype_ips"), 3)
         result["fidelity_int8_vs_fp32"] = fidelity(
-            reference, np.stack([int8_vectors[i] for i in idx]), text_fp32, int8.encode_texts(prompts)
+            reference, np.stack([int8_vectors[i] for i in idx]), text_fp32, int8.text.encode_texts(prompts)
         )
     result["cuda"] = _cuda_note()
     result["_encoder"] = default
@@ -327,7 +328,7 @@ def rewrites_vs_plain(model: str, images: list[Image.Image], texts: list[str], f
     run untouched: the rewrites must not change the answers."""
     from sentence_transformers import SentenceTransformer
 
-    from core.encoder import model_thread
+    from core.model import model_thread
 
     def plain_vectors() -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -338,7 +339,7 @@ def rewrites_vs_plain(model: str, images: list[Image.Image], texts: list[str], f
             return plain.encode(images, batch_size=8, **encode), plain.encode(texts, **encode)
 
     plain_images, plain_texts = model_thread().call(plain_vectors)
-    ours_images, ours_texts = fp32.encode_images(images), fp32.encode_texts(texts)
+    ours_images, ours_texts = fp32.image.encode_images(images), fp32.text.encode_texts(texts)
     return {
         "images": len(images),
         "texts": len(texts),

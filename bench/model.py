@@ -2,7 +2,7 @@
 
 Nothing can be downloaded here, so the ViT-L/14 is built from its config (the same shapes, compute and
 memory as `openai/clip-vit-large-patch14`; only the answers are meaningless), saved with `save_pretrained`
-under `bench/.cache/`, and loaded through `core.encoder.ClipEncoder` exactly like the product loads the
+under `bench/.cache/`, and loaded through `core.model.load_clip` exactly like the product loads the
 real one. The tokenizer is CLIP's own BPE (49,408 tokens), built from the merges file OpenAI published
 with CLIP (`clip_bpe_simple_vocab_16e6.txt.gz`, MIT licence, as shipped in the open_clip_torch wheel), so a
 query has as many tokens as it would with the real model: text cost grows with the token count.

@@ -121,10 +121,10 @@ def run(
         # warm both sides
         for i in range(3):
             timed(get_search, f"warm-up query {i}")
-            encoder.encode_texts([f"warm-up text {i}"])
+            encoder.text.encode_texts([f"warm-up text {i}"])
         timed(post_image, "/api/search/image")
         timed(post_image, "/api/classify")
-        encoder.encode_images([decoded])
+        encoder.image.encode_images([decoded])
 
         def bare_encode(call: Any, *args: Any) -> float:
             t = time.perf_counter()
@@ -150,7 +150,7 @@ def run(
             for i in range(samples_text):
 
                 def bare_step(i: int = i) -> None:
-                    bare_text.append(bare_encode(encoder.encode_texts, [distinct_query(i, "a")]))
+                    bare_text.append(bare_encode(encoder.text.encode_texts, [distinct_query(i, "a")]))
 
                 def http_step(i: int = i) -> None:
                     http_text.append(timed(get_search, distinct_query(i, "b")))  # never cached
@@ -165,7 +165,7 @@ def run(
             for i in range(samples_image):
 
                 def bare_image_step() -> None:
-                    bare_image.append(bare_encode(encoder.encode_images, [decoded]))
+                    bare_image.append(bare_encode(encoder.image.encode_images, [decoded]))
 
                 def http_image_steps() -> None:
                     http_image.append(timed(post_image, "/api/search/image"))

@@ -1,1 +1,2 @@
-"""What both the API and the ingest job use: settings, encoder, stores, classes, image decoding."""
+"""What both the API and the ingest job use: settings, the model runtime (`model/`), stores, classes,
+image decoding, ids and thumbnails."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.classes import LandmarkClass
-from core.encoder import TextEncoder
+from core.model.towers import TextTower
 from core.store.base import PROMPTS, PointRecord, VectorStore
 
 _PROMPT_NAMESPACE = uuid.UUID("6f1c1e2a-5d0b-4a53-9a77-0b5f0c2d9e11")
@@ -74,7 +74,7 @@ class ZeroShotClassifier:
 
     @classmethod
     def from_prompts(
-        cls, classes: list[LandmarkClass], encoder: TextEncoder, logit_scale: float
+        cls, classes: list[LandmarkClass], encoder: TextTower, logit_scale: float
     ) -> ZeroShotClassifier:
         """Encode every prompt and average them per class (prompt ensembling)."""
         rows = []

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    from core.encoder import keep_freed_memory
+    from core.model import keep_freed_memory
 
     keep_freed_memory()  # before the store's and the model's threads start (see its docstring)
     if args.if_empty_hint and not args.paths and library_is_empty(settings):
@@ -80,16 +80,14 @@ def _ingest_in_service(service: object, paths: list[Path], args: argparse.Namesp
 
 
 def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace) -> int:
-    from core.encoder import ClipEncoder
+    from core.model import load_clip
     from eval.crosscheck import format_report, run_crosscheck, save_report
     from ingest.pipeline import run_ingest
 
     store = open_store(settings)
     try:
         store.ping()
-        encoder = ClipEncoder(
-            settings.clip_model, settings.clip_device, settings.clip_precision, settings.torch_threads
-        )
+        encoder = load_clip(settings)
         report = run_ingest(
             settings,
             encoder,

@@ -21,9 +21,9 @@ import numpy as np
 from tqdm import tqdm
 
 from core.classes import load_classes
-from core.encoder import ClipEncoder
 from core.ids import image_point_id, sha256_hex
 from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
+from core.model import ClipModel
 from core.payload import (
     LABELS_VERSION_KEY,
     ImagePayload,
@@ -118,7 +118,7 @@ class _Decoded:
 
 
 def prepare_classifier(
-    settings: Settings, encoder: ClipEncoder, store: VectorStore
+    settings: Settings, encoder: ClipModel, store: VectorStore
 ) -> tuple[ZeroShotClassifier, str, bool]:
     """The classifier for the current classes file; rebuilt and stored when prompts or model changed.
 
@@ -131,14 +131,14 @@ def prepare_classifier(
         stored = ZeroShotClassifier.load(store)
         if stored is not None:
             return stored, fingerprint, False
-    classifier = ZeroShotClassifier.from_prompts(classes, encoder, encoder.logit_scale)
+    classifier = ZeroShotClassifier.from_prompts(classes, encoder.text, encoder.logit_scale)
     classifier.save(store, meta, fingerprint)
     return classifier, fingerprint, True
 
 
 def run_ingest(
     settings: Settings,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     paths: Iterable[Path] | None = None,
     recreate: bool = False,
@@ -284,7 +284,7 @@ def _decoded_stream(
 
 def _encode_and_write(
     settings: Settings,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     classifier: ZeroShotClassifier,
     fingerprint: str,
@@ -304,7 +304,9 @@ def _encode_and_write(
         if not batch:
             return
         encode_started = time.perf_counter()
-        vectors = encoder.encode_images([d.image.image for d in batch if d.image], batch_size=batch_size)
+        vectors = encoder.image.encode_images(
+            [d.image.image for d in batch if d.image], batch_size=batch_size
+        )
         report.encode_seconds += time.perf_counter() - encode_started
         _write_batch(settings, store, classifier, fingerprint, batch, vectors)
         report.new += len(batch)

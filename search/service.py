@@ -22,9 +22,9 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 
 from core.classes import LandmarkClass, load_classes
-from core.encoder import ClipEncoder
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
+from core.model import ClipModel, load_clip
 from core.payload import ImagePayload, library_file
 from core.settings import Settings
 from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
@@ -86,7 +86,7 @@ class SearchService:
     MISMATCH_CHECK_S = 30.0
 
     def __init__(
-        self, settings: Settings, encoder: ClipEncoder | None = None, store: VectorStore | None = None
+        self, settings: Settings, encoder: ClipModel | None = None, store: VectorStore | None = None
     ) -> None:
         self.settings = settings
         self.encoder = encoder
@@ -111,8 +111,7 @@ class SearchService:
             if self.store is None:
                 self.store = open_store(self.settings)
             if self.encoder is None:
-                s = self.settings
-                encoder = ClipEncoder(s.clip_model, s.clip_device, s.clip_precision, s.torch_threads)
+                encoder = load_clip(self.settings)
                 encoder.warm_up()
                 self.encoder = encoder
             log.info(
@@ -160,14 +159,14 @@ class SearchService:
             return Readiness(False, "model_mismatch", mismatch)
         return Readiness(True, "ready", "ready")
 
-    def require_loaded(self) -> tuple[ClipEncoder, VectorStore]:
+    def require_loaded(self) -> tuple[ClipModel, VectorStore]:
         """The encoder and store once loaded, even when the collection needs rebuilding (for ingest)."""
         if self.encoder is None or self.store is None:
             state = self.readiness()
             raise NotReady(state.message, code=state.code)
         return self.encoder, self.store
 
-    def require_ready(self) -> tuple[ClipEncoder, VectorStore]:
+    def require_ready(self) -> tuple[ClipModel, VectorStore]:
         """The encoder and store, or NotReady / ModelMismatch while they are not there or do not match."""
         encoder, store = self.require_loaded()
         mismatch = self.collection_mismatch()
@@ -206,7 +205,7 @@ class SearchService:
                 stored = ZeroShotClassifier.load(store)
                 if stored is None:
                     classes = load_classes(self.settings.classes_file)
-                    stored = ZeroShotClassifier.from_prompts(classes, encoder, encoder.logit_scale)
+                    stored = ZeroShotClassifier.from_prompts(classes, encoder.text, encoder.logit_scale)
                 self._classifier = stored
             return self._classifier
 
@@ -269,7 +268,7 @@ class SearchService:
         encoder, _ = self.require_ready()
         vector = self.cache.get(key)
         if vector is None:
-            vector = encoder.encode_texts([key])[0]
+            vector = encoder.text.encode_texts([key])[0]
             self.cache.put(key, vector)
         return vector
 
@@ -277,7 +276,7 @@ class SearchService:
         """The embedding of an uploaded photo (decoded in memory, never stored)."""
         encoder, _ = self.require_ready()
         decoded = self._decode_upload(data, 2 * encoder.identity.image_size)
-        vector: np.ndarray = encoder.encode_images([decoded])[0]
+        vector: np.ndarray = encoder.image.encode_images([decoded])[0]
         return vector
 
     def stored_vector(self, point_id: str) -> np.ndarray:
@@ -294,7 +293,7 @@ class SearchService:
         started = time.perf_counter()
         encoder, _ = self.require_ready()
         decoded = self._decode_upload(data, 2 * encoder.identity.image_size)
-        vector = encoder.encode_images([decoded])
+        vector = encoder.image.encode_images([decoded])
         best = self.classifier().classify(vector)[0]
         return results.ClassifyAnswer(
             label=results.ClassLabel.of(best.best.cls, best.best.cls.id),

@@ -21,8 +21,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.factory import create_app
-from core.encoder import ClipEncoder
 from core.ids import image_point_id, sha256_hex
+from core.model import ClipModel
 from core.settings import Settings
 from core.store import StoreUnavailable, VectorStore, open_store
 from tests.image_factory import jpeg_bytes, photo, write
@@ -131,7 +131,7 @@ class ApiLibrary:
 
 
 @pytest.fixture(scope="session")
-def api_library(tmp_path_factory: pytest.TempPathFactory, encoder: ClipEncoder) -> Iterator[ApiLibrary]:
+def api_library(tmp_path_factory: pytest.TempPathFactory, encoder: ClipModel) -> Iterator[ApiLibrary]:
     """20 distinct photos in four folders (one with attribution), ingested once for the session.
 
     A file with a secret marker lies beside the library, to prove that nothing outside it is served."""
@@ -175,7 +175,7 @@ def api_library(tmp_path_factory: pytest.TempPathFactory, encoder: ClipEncoder) 
 
 
 @pytest.fixture
-def make_app(api_library: ApiLibrary, encoder: ClipEncoder) -> Callable[..., Flask]:
+def make_app(api_library: ApiLibrary, encoder: ClipModel) -> Callable[..., Flask]:
     """Build an app over the session library, with settings overrides (e.g. max_upload_mb=1)."""
 
     def build(store: Any = None, **overrides: Any) -> Flask:

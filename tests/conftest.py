@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.encoder import ClipEncoder
+from core.model import ClipModel
 from core.settings import Settings
 from devtools.tiny_clip import build_tiny_clip
 
@@ -35,9 +35,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def encoder(tiny_model_dir: Path) -> ClipEncoder:
+def encoder(tiny_model_dir: Path) -> ClipModel:
     """The tiny CLIP loaded through the product's encoder, in fp32 on the CPU."""
-    return ClipEncoder(str(tiny_model_dir), device="cpu", precision="fp32")
+    return ClipModel(str(tiny_model_dir), device="cpu", precision="fp32")
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def live_library(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path)
         data_dir=data,
     )
     store = EmbeddedStore(settings.shard_dir)
-    encoder = ClipEncoder(str(tiny_model_dir), device="cpu", precision="fp32")
+    encoder = ClipModel(str(tiny_model_dir), device="cpu", precision="fp32")
     run_ingest(settings, encoder, store, show_progress=False)
     store.close()
     env = {

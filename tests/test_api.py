@@ -16,8 +16,8 @@ from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from core.encoder import ClipEncoder  # noqa: E402
 from core.images import decode_image  # noqa: E402
+from core.model import ClipModel  # noqa: E402
 from core.zero_shot import ZeroShotClassifier  # noqa: E402
 from eval.crosscheck import run_crosscheck, save_report  # noqa: E402
 from tests.api_helpers import (  # noqa: E402
@@ -92,7 +92,7 @@ def test_health(client: FlaskClient) -> None:
     assert response.json == {"status": "ok"}
 
 
-def test_ready_when_loaded(client: FlaskClient, encoder: ClipEncoder) -> None:
+def test_ready_when_loaded(client: FlaskClient, encoder: ClipModel) -> None:
     response = client.get("/api/ready")
     assert response.status_code == 200
     assert response.json["ready"] is True
@@ -126,7 +126,7 @@ def test_loading_in_the_background_ends_ready_with_the_loaded_objects_frozen(mak
         app.extensions["wonders"].store.close()
 
 
-def test_stats(client: FlaskClient, api_library: ApiLibrary, encoder: ClipEncoder) -> None:
+def test_stats(client: FlaskClient, api_library: ApiLibrary, encoder: ClipModel) -> None:
     report_path = api_library.settings.crosscheck_report
     report_path.unlink(missing_ok=True)
     body = client.get("/api/stats").json
@@ -223,16 +223,16 @@ def test_text_over_77_tokens_is_truncated(client: FlaskClient) -> None:
 
 
 def test_repeated_text_query_uses_the_cache(
-    client: FlaskClient, encoder: ClipEncoder, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, encoder: ClipModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[list[str]] = []
-    original = encoder.encode_texts
+    original = encoder.text.encode_texts
 
     def spy(texts: list[str]) -> np.ndarray:
         calls.append(list(texts))
         return original(texts)
 
-    monkeypatch.setattr(encoder, "encode_texts", spy)
+    monkeypatch.setattr(encoder.text, "encode_texts", spy)
     first = client.get("/api/search", query_string={"q": "Moscow Kremlin in winter"}).json
     again = client.get("/api/search", query_string={"q": "Moscow Kremlin in winter"}).json
     paged = client.get(
@@ -346,13 +346,13 @@ def test_image_search_accepts_other_formats(client: FlaskClient, make: Any) -> N
 
 
 def test_similar_excludes_itself_and_does_not_encode(
-    client: FlaskClient, api_library: ApiLibrary, encoder: ClipEncoder, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, api_library: ApiLibrary, encoder: ClipModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_encoding(*args: Any, **kwargs: Any) -> np.ndarray:
         raise AssertionError("similar must use the stored vector, not encode")
 
-    monkeypatch.setattr(encoder, "encode_images", no_encoding)
-    monkeypatch.setattr(encoder, "encode_texts", no_encoding)
+    monkeypatch.setattr(encoder.image, "encode_images", no_encoding)
+    monkeypatch.setattr(encoder.text, "encode_texts", no_encoding)
     point_id = api_library.ids[ATTRIBUTED]
     body = client.get(f"/api/images/{point_id}/similar").json
     results = check_page(body, k=12)
@@ -375,7 +375,7 @@ def test_similar_accepts_any_spelling_of_the_id(client: FlaskClient, api_library
     assert ids(client.get(f"/api/images/{point_id.upper()}/similar").json) == canonical
 
 
-def test_classify(client: FlaskClient, api_library: ApiLibrary, encoder: ClipEncoder) -> None:
+def test_classify(client: FlaskClient, api_library: ApiLibrary, encoder: ClipModel) -> None:
     data = jpeg_bytes(photo(4242, (640, 480)))
     response = client.post("/api/classify", data=upload(data))
     assert response.status_code == 200, response.get_data()[:300]
@@ -399,7 +399,7 @@ def test_classify(client: FlaskClient, api_library: ApiLibrary, encoder: ClipEnc
     decoded = decode_image(
         data, api_library.settings.max_image_pixels, min_side=2 * encoder.identity.image_size
     )
-    expected = classifier.classify(encoder.encode_images([decoded.image]))[0]
+    expected = classifier.classify(encoder.image.encode_images([decoded.image]))[0]
     assert [entry["id"] for entry in top3] == [score.cls.id for score in expected.top3]
     assert confidences == pytest.approx([score.confidence for score in expected.top3], abs=1e-5)
 

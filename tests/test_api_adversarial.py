@@ -36,8 +36,8 @@ from flask import Flask  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from api import create_app  # noqa: E402
-from core.encoder import ClipEncoder  # noqa: E402
 from core.images import MAX_ASPECT, decode_image  # noqa: E402
+from core.model import ClipModel  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.store import open_store  # noqa: E402
 from devtools.live_server import REPO, LiveServer  # noqa: E402
@@ -327,7 +327,7 @@ def test_failed_model_load_names_no_server_path(make_settings: Any, tmp_path: Pa
 
 def test_model_mismatch_says_what_to_do_without_server_paths(api_library: ApiLibrary, tmp_path: Path) -> None:
     other_model = build_tiny_clip(tmp_path / "other-clip", dim=24)
-    other = ClipEncoder(str(other_model), device="cpu", precision="fp32")
+    other = ClipModel(str(other_model), device="cpu", precision="fp32")
     client = create_app(
         api_library.settings_with(clip_model=str(other_model)), other, api_library.store
     ).test_client()
@@ -467,7 +467,7 @@ def _non_utf8_name(folder: Path) -> Path:
     return path
 
 
-def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(settings: Settings, encoder: ClipEncoder) -> None:
+def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(settings: Settings, encoder: ClipModel) -> None:
     library = settings.images_dir
     write(library / "good.jpg", jpeg_bytes(photo(60)))
     _non_utf8_name(library)
@@ -485,7 +485,7 @@ def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(settings: Settings, e
     report.summary().encode("utf-8")
 
 
-def test_ingest_of_fifos_links_and_loops_finishes(settings: Settings, encoder: ClipEncoder) -> None:
+def test_ingest_of_fifos_links_and_loops_finishes(settings: Settings, encoder: ClipModel) -> None:
     library, outside = settings.images_dir, settings.images_dir.parent / "outside"
     write(library / "good.jpg", jpeg_bytes(photo(70)))
     write(outside / "secret.txt", b"not a photo")

@@ -18,7 +18,7 @@ from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
 
 from api import create_app  # noqa: E402
-from core.encoder import ClipEncoder  # noqa: E402
+from core.model import ClipModel  # noqa: E402
 from devtools.tiny_clip import build_tiny_clip  # noqa: E402
 from tests.api_helpers import (  # noqa: E402
     ATTRIBUTED,
@@ -498,7 +498,7 @@ def test_a_collection_of_another_model_is_refused_with_what_to_do(
     api_library: ApiLibrary, tmp_path: Path
 ) -> None:
     other_model = build_tiny_clip(tmp_path / "other-clip", dim=24)
-    other = ClipEncoder(str(other_model), device="cpu", precision="fp32")
+    other = ClipModel(str(other_model), device="cpu", precision="fp32")
     settings = api_library.settings_with(clip_model=str(other_model))
     client = create_app(settings, other, api_library.store).test_client()
     ready = assert_error(client.get("/api/ready"), 503, "model_mismatch")

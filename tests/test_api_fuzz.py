@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.factory import create_app
-from core.encoder import ClipEncoder
+from core.model import ClipModel
 from core.settings import Settings
 
 pytest_plugins = ["tests.api_helpers"]
@@ -39,7 +39,7 @@ schema = schemathesis.openapi.from_dict(_openapi_document()).exclude(path_regex=
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(api_library: Any, encoder: ClipEncoder) -> Flask:
+def fuzz_app(api_library: Any, encoder: ClipModel) -> Flask:
     """One ready app over the session library for every generated request."""
     return create_app(api_library.settings, encoder, api_library.store)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from core.attention import NAME, cpu_attention
+from core.model.rewrites.attention import NAME, cpu_attention
 
 
 class _Attention(torch.nn.Module):
@@ -74,7 +74,7 @@ def test_the_encoder_uses_it_for_images_only(encoder, monkeypatch) -> None:  # t
         raise AssertionError("the image tower fell back to sdpa")
 
     monkeypatch.setattr(sdpa_module, "sdpa_attention_forward", no_fallback)
-    assert encoder.encode_images([photo(1)]).shape == (1, encoder.dim)
+    assert encoder.image.encode_images([photo(1)]).shape == (1, encoder.dim)
 
 
 def test_images_encode_the_same_as_with_sdpa(encoder) -> None:  # type: ignore[no-untyped-def]
@@ -82,10 +82,10 @@ def test_images_encode_the_same_as_with_sdpa(encoder) -> None:  # type: ignore[n
 
     images = [photo(seed) for seed in range(4)]
     clip = encoder._clip()
-    ours = encoder.encode_images(images)
+    ours = encoder.image.encode_images(images)
     clip.set_attn_implementation({"vision_config": "sdpa"})
     try:
-        theirs = encoder.encode_images(images)
+        theirs = encoder.image.encode_images(images)
     finally:
         clip.set_attn_implementation({"vision_config": NAME})
     np.testing.assert_allclose(ours, theirs, atol=1e-5)

@@ -1,4 +1,4 @@
-"""The CLIP encoder (core/encoder.py) on the tiny CLIP: batched unit vectors, truncation of long text,
+"""The CLIP model (core/model/clip.py) on the tiny CLIP: its two towers, batched unit vectors, truncation,
 bf16 against fp32, and how `auto` device and precision are resolved."""
 
 from __future__ import annotations
@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-import core.encoder as encoder_module
-from core.encoder import ClipEncoder, cpu_supports_bf16, resolve_device, resolve_precision
+import core.model.device as device_module
+from core.model import (
+    ClipModel,
+    ImageTower,
+    TextTower,
+    cpu_supports_bf16,
+    model_thread,
+    resolve_device,
+    resolve_precision,
+)
 from tests.image_factory import photo
 
 LONG_TEXTS = [
@@ -22,9 +30,9 @@ LONG_TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def bf16_encoder(tiny_model_dir: Path) -> ClipEncoder:
+def bf16_encoder(tiny_model_dir: Path) -> ClipModel:
     """The same tiny CLIP with its weights cast to bfloat16."""
-    return ClipEncoder(str(tiny_model_dir), device="cpu", precision="bf16")
+    return ClipModel(str(tiny_model_dir), device="cpu", precision="bf16")
 
 
 def assert_unit_rows(vectors: np.ndarray, rows: int, dim: int) -> None:
@@ -35,7 +43,7 @@ def assert_unit_rows(vectors: np.ndarray, rows: int, dim: int) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_identity_of_the_tiny_model(encoder: ClipEncoder, tiny_model_dir: Path) -> None:
+def test_identity_of_the_tiny_model(encoder: ClipModel, tiny_model_dir: Path) -> None:
     assert encoder.device == "cpu"
     assert encoder.precision == "fp32"
     assert encoder.dim == 16
@@ -43,55 +51,76 @@ def test_identity_of_the_tiny_model(encoder: ClipEncoder, tiny_model_dir: Path) 
     assert 1.0 < encoder.logit_scale <= 100.0
 
 
-def test_images_batched_are_unit_vectors_and_match_one_by_one(encoder: ClipEncoder) -> None:
+def test_the_two_towers_are_separate_objects_behind_their_interfaces(encoder: ClipModel) -> None:
+    image, text = encoder.image, encoder.text
+    assert image is not text
+    assert isinstance(image, ImageTower) and not isinstance(image, TextTower)
+    assert isinstance(text, TextTower) and not isinstance(text, ImageTower)
+    assert image.identity is encoder.identity
+    assert (text.name, text.model_name, text.dim, text.max_tokens) == ("clip", encoder.model_name, 16, 77)
+
+
+def test_the_towers_answer_as_the_one_shared_model_does(encoder: ClipModel) -> None:
+    """Each tower is only a door to the shared model: the same rows as its forward pass on the model
+    thread, at the batch sizes the single encoder used (8 images, 32 texts)."""
+    images = [photo(i) for i in range(3)]
+    texts = ["Eiffel Tower at night", "hot air balloons over Cappadocia"]
+    direct_images = model_thread().call(lambda: encoder._forward(images, 8))
+    direct_texts = model_thread().call(lambda: encoder._forward(texts, 32))
+    np.testing.assert_allclose(encoder.image.encode_images(images), direct_images, atol=1e-6)
+    np.testing.assert_allclose(encoder.text.encode_texts(texts), direct_texts, atol=1e-6)
+    assert encoder.image.encode_images(images).shape == (3, encoder.dim)
+
+
+def test_images_batched_are_unit_vectors_and_match_one_by_one(encoder: ClipModel) -> None:
     images = [photo(i, (96, 64)) for i in range(5)]
-    batched = encoder.encode_images(images, batch_size=2)
+    batched = encoder.image.encode_images(images, batch_size=2)
     assert_unit_rows(batched, 5, encoder.dim)
-    single = np.concatenate([encoder.encode_images([image], batch_size=1) for image in images])
+    single = np.concatenate([encoder.image.encode_images([image], batch_size=1) for image in images])
     np.testing.assert_allclose((batched * single).sum(axis=1), 1.0, atol=1e-4)
     # Different pictures give different vectors.
     similarity = batched @ batched.T
     assert similarity[np.triu_indices(5, 1)].max() < 0.99999
 
 
-def test_texts_are_unit_vectors(encoder: ClipEncoder) -> None:
+def test_texts_are_unit_vectors(encoder: ClipModel) -> None:
     texts = ["Eiffel Tower at night", "hot air balloons over Cappadocia", "Московский Кремль", ""]
-    assert_unit_rows(encoder.encode_texts(texts), len(texts), encoder.dim)
+    assert_unit_rows(encoder.text.encode_texts(texts), len(texts), encoder.dim)
 
 
-def test_text_over_77_tokens_is_truncated_not_an_error(encoder: ClipEncoder) -> None:
+def test_text_over_77_tokens_is_truncated_not_an_error(encoder: ClipModel) -> None:
     tokenizer = encoder.torch_module()[0].processor.tokenizer
     for text in LONG_TEXTS:
         assert len(tokenizer(text, truncation=False)["input_ids"]) > 77
-    assert_unit_rows(encoder.encode_texts(LONG_TEXTS), len(LONG_TEXTS), encoder.dim)
+    assert_unit_rows(encoder.text.encode_texts(LONG_TEXTS), len(LONG_TEXTS), encoder.dim)
 
 
-def test_truncation_keeps_the_first_77_tokens(encoder: ClipEncoder) -> None:
+def test_truncation_keeps_the_first_77_tokens(encoder: ClipModel) -> None:
     # The tiny tokenizer has no merges: "word" is 4 tokens. 19 words (76 tokens + start and end) and
     # 200 words are both cut to the same first 75 tokens; 18 words fit whole and differ.
-    vectors = encoder.encode_texts(["word " * 200, "word " * 19, "word " * 18])
+    vectors = encoder.text.encode_texts(["word " * 200, "word " * 19, "word " * 18])
     assert float(vectors[0] @ vectors[1]) > 0.99999
     assert float(vectors[0] @ vectors[2]) < 0.9999
 
 
-def test_empty_lists_give_empty_arrays(encoder: ClipEncoder) -> None:
-    for vectors in (encoder.encode_images([]), encoder.encode_texts([])):
+def test_empty_lists_give_empty_arrays(encoder: ClipModel) -> None:
+    for vectors in (encoder.image.encode_images([]), encoder.text.encode_texts([])):
         assert vectors.shape == (0, encoder.dim)
         assert vectors.dtype == np.float32
 
 
-def test_warm_up_runs(encoder: ClipEncoder) -> None:
+def test_warm_up_runs(encoder: ClipModel) -> None:
     encoder.warm_up()
 
 
-def test_concurrent_callers_get_the_same_answers(encoder: ClipEncoder) -> None:
-    expected = encoder.encode_texts(["pyramids of Giza"])
+def test_concurrent_callers_get_the_same_answers(encoder: ClipModel) -> None:
+    expected = encoder.text.encode_texts(["pyramids of Giza"])
     results: list[np.ndarray] = []
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            results.append(encoder.encode_texts(["pyramids of Giza"]))
+            results.append(encoder.text.encode_texts(["pyramids of Giza"]))
         except BaseException as err:  # pragma: no cover - reported below
             errors.append(err)
 
@@ -105,19 +134,22 @@ def test_concurrent_callers_get_the_same_answers(encoder: ClipEncoder) -> None:
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_bf16_weights_are_bf16_only(bf16_encoder: ClipEncoder) -> None:
+def test_bf16_weights_are_bf16_only(bf16_encoder: ClipModel) -> None:
     assert bf16_encoder.precision == "bf16"
     floating = {p.dtype for p in bf16_encoder.torch_module().parameters() if p.is_floating_point()}
     assert floating == {torch.bfloat16}, "the bf16 model must not keep an fp32 copy of its weights"
 
 
-def test_bf16_and_fp32_embeddings_agree(encoder: ClipEncoder, bf16_encoder: ClipEncoder) -> None:
+def test_bf16_and_fp32_embeddings_agree(encoder: ClipModel, bf16_encoder: ClipModel) -> None:
     images = [photo(i, (96, 64)) for i in range(4)]
-    a, b = encoder.encode_images(images, batch_size=4), bf16_encoder.encode_images(images, batch_size=4)
+    a, b = (
+        encoder.image.encode_images(images, batch_size=4),
+        bf16_encoder.image.encode_images(images, batch_size=4),
+    )
     assert_unit_rows(b, 4, encoder.dim)
     assert (a * b).sum(axis=1).min() > 0.999
     texts = ["Eiffel Tower at night", "Пирамиды Гизы", *LONG_TEXTS]
-    a, b = encoder.encode_texts(texts), bf16_encoder.encode_texts(texts)
+    a, b = encoder.text.encode_texts(texts), bf16_encoder.text.encode_texts(texts)
     assert_unit_rows(b, len(texts), encoder.dim)
     assert (a * b).sum(axis=1).min() > 0.999
     assert bf16_encoder.identity == encoder.identity
@@ -158,7 +190,7 @@ def test_explicit_precision_is_kept(precision: str) -> None:
     ],
 )
 def test_auto_precision(monkeypatch: pytest.MonkeyPatch, device: str, has_bf16: bool, expected: str) -> None:
-    monkeypatch.setattr(encoder_module, "cpu_supports_bf16", lambda: has_bf16)
+    monkeypatch.setattr(device_module, "cpu_supports_bf16", lambda: has_bf16)
     assert resolve_precision("auto", device) == expected
 
 
@@ -186,16 +218,16 @@ def test_cpu_supports_bf16_without_cpuinfo(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_auto_on_this_machine_loads(tiny_model_dir: Path) -> None:
-    auto = ClipEncoder(str(tiny_model_dir), device="auto", precision="auto")
+    auto = ClipModel(str(tiny_model_dir), device="auto", precision="auto")
     assert auto.device == resolve_device("auto")
     assert auto.precision == resolve_precision("auto", auto.device)
-    assert_unit_rows(auto.encode_texts(["a photo"]), 1, auto.dim)
+    assert_unit_rows(auto.text.encode_texts(["a photo"]), 1, auto.dim)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_int8_is_close_to_fp32(encoder: ClipEncoder, tiny_model_dir: Path) -> None:
-    quantized = ClipEncoder(str(tiny_model_dir), device="cpu", precision="int8")
+def test_int8_is_close_to_fp32(encoder: ClipModel, tiny_model_dir: Path) -> None:
+    quantized = ClipModel(str(tiny_model_dir), device="cpu", precision="int8")
     texts = ["Eiffel Tower at night", "Pyramids of Giza"]
-    got = quantized.encode_texts(texts)
+    got = quantized.text.encode_texts(texts)
     assert_unit_rows(got, 2, encoder.dim)
-    assert (got * encoder.encode_texts(texts)).sum(axis=1).min() > 0.99
+    assert (got * encoder.text.encode_texts(texts)).sum(axis=1).min() > 0.99

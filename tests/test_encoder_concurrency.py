@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_concurrent_text_callers_share_forward_passes(encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The encoder gathers the texts of callers waiting for the model into one forward (bench: 8 clients)."""
     texts = [f"landmark number {i}" for i in range(6)]
-    alone = {t: encoder.encode_texts([t])[0] for t in texts}
+    alone = {t: encoder.text.encode_texts([t])[0] for t in texts}
     original = encoder._forward
     calls: list[int] = []
 
@@ -29,7 +29,8 @@ def test_concurrent_text_callers_share_forward_passes(encoder, monkeypatch) -> N
     monkeypatch.setattr(encoder, "_forward", slow)
     got: dict[str, np.ndarray] = {}
     threads = [
-        threading.Thread(target=lambda t=t: got.__setitem__(t, encoder.encode_texts([t])[0])) for t in texts
+        threading.Thread(target=lambda t=t: got.__setitem__(t, encoder.text.encode_texts([t])[0]))
+        for t in texts
     ]
     for thread in threads:
         thread.start()
@@ -42,25 +43,25 @@ def test_concurrent_text_callers_share_forward_passes(encoder, monkeypatch) -> N
 
 
 def test_a_failing_shared_pass_fails_only_its_bad_caller(encoder) -> None:  # type: ignore[no-untyped-def]
-    from core.encoder import _Job, model_thread
+    from core.model.model_thread import Job, model_thread
 
     def picky(inputs: list[str]) -> np.ndarray:
         if "bad" in inputs:
             raise ValueError("bad text")
         return encoder._forward(inputs, 32)
 
-    good, bad = _Job(picky, ["good"], batch_key="k"), _Job(picky, ["bad"], batch_key="k")
+    good, bad = Job(picky, ["good"], batch_key="k"), Job(picky, ["bad"], batch_key="k")
     model_thread()._do([good, bad])
     assert good.result is not None and good.error is None
     assert isinstance(bad.error, ValueError) and bad.result is None
     with pytest.raises(ValueError):
-        model_thread().run(_Job(picky, ["bad"], batch_key="k"))
-    assert encoder.encode_texts(["still works"]).shape == (1, encoder.dim)
+        model_thread().run(Job(picky, ["bad"], batch_key="k"))
+    assert encoder.text.encode_texts(["still works"]).shape == (1, encoder.dim)
 
 
 def test_all_torch_work_runs_on_one_thread(encoder) -> None:  # type: ignore[no-untyped-def]
     """Loading and every forward happen on the model thread, whichever thread asks."""
-    from core.encoder import model_thread
+    from core.model import model_thread
 
     seen: set[int] = set()
     original = encoder._forward
@@ -71,8 +72,8 @@ def test_all_torch_work_runs_on_one_thread(encoder) -> None:  # type: ignore[no-
 
     encoder._forward = spy
     try:
-        encoder.encode_texts(["a"])
-        worker = threading.Thread(target=lambda: encoder.encode_texts(["b"]))
+        encoder.text.encode_texts(["a"])
+        worker = threading.Thread(target=lambda: encoder.text.encode_texts(["b"]))
         worker.start()
         worker.join()
     finally:
@@ -84,7 +85,7 @@ def test_all_torch_work_runs_on_one_thread(encoder) -> None:  # type: ignore[no-
 def test_allocator_keeps_freed_memory_on_linux() -> None:
     import sys
 
-    from core.encoder import keep_freed_memory
+    from core.model import keep_freed_memory
 
     assert keep_freed_memory() is sys.platform.startswith("linux")
 
@@ -105,7 +106,7 @@ def test_busy_callers_settle_into_full_passes(encoder, monkeypatch) -> None:  # 
     def caller(n: int) -> None:
         for j in range(8):
             time.sleep(0.002)  # the caller's own work between two texts (answering, parsing the next)
-            encoder.encode_texts([f"caller {n} text {j}"])
+            encoder.text.encode_texts([f"caller {n} text {j}"])
 
     threads = [threading.Thread(target=caller, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -118,7 +119,7 @@ def test_busy_callers_settle_into_full_passes(encoder, monkeypatch) -> None:  # 
 
 def test_a_lone_caller_never_waits(encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Not even straight after a busy spell (the busy test above ran on the same model thread)."""
-    from core.encoder import model_thread
+    from core.model import model_thread
 
     waits: list[float | None] = []
     condition = model_thread()._turn
@@ -131,7 +132,7 @@ def test_a_lone_caller_never_waits(encoder, monkeypatch) -> None:  # type: ignor
     monkeypatch.setattr(condition, "wait_for", spy)
     for i in range(3):
         time.sleep(0.1)  # a lone user types the next query
-        encoder.encode_texts([f"alone {i}"])
+        encoder.text.encode_texts([f"alone {i}"])
     assert waits == []
 
 
@@ -143,7 +144,7 @@ def test_a_new_thread_reuses_freed_blocks_larger_than_a_thread_arena() -> None:
     code = """
 import resource, threading
 import numpy as np
-from core.encoder import keep_freed_memory
+from core.model import keep_freed_memory
 assert keep_freed_memory()
 def work():
     np.ones(100 << 20, dtype=np.uint8)

@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers.models.clip.modeling_clip import CLIPMLP, CLIPEncoderLayer
 
-from core import class_token_layer
-from core.class_token_layer import ClassTokenLastLayer
-from core.fused_activation import fold_quick_gelu
-from core.packed_linear import PackedLinear, pack_linears, packing_works
+from core.model.rewrites import class_token_layer
+from core.model.rewrites.class_token_layer import ClassTokenLastLayer
+from core.model.rewrites.fused_activation import fold_quick_gelu
+from core.model.rewrites.packed_linear import PackedLinear, pack_linears, packing_works
 from tests.image_factory import photo
 
 
@@ -34,8 +34,8 @@ def _plain_encode(model, inputs: list) -> np.ndarray:  # type: ignore[no-untyped
 def test_the_encoder_embeds_images_and_texts_as_the_plain_model_does(encoder, plain) -> None:  # type: ignore[no-untyped-def]
     images = [photo(seed) for seed in range(5)]
     texts = ["the eiffel tower at night", "a waterfall in iceland", "x"]
-    np.testing.assert_allclose(encoder.encode_images(images), _plain_encode(plain, images), atol=1e-5)
-    np.testing.assert_allclose(encoder.encode_texts(texts), _plain_encode(plain, texts), atol=1e-5)
+    np.testing.assert_allclose(encoder.image.encode_images(images), _plain_encode(plain, images), atol=1e-5)
+    np.testing.assert_allclose(encoder.text.encode_texts(texts), _plain_encode(plain, texts), atol=1e-5)
 
 
 def test_the_encoder_has_both_rewrites_in_place(encoder) -> None:  # type: ignore[no-untyped-def]
@@ -171,7 +171,7 @@ def test_pack_linears_packs_plain_cpu_linears_and_fuses_the_mlps_silu() -> None:
 
 
 def test_without_working_ops_the_linears_stay_plain(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.packed_linear as packed_linear
+    import core.model.rewrites.packed_linear as packed_linear
 
     monkeypatch.setattr(packed_linear, "packing_works", lambda dtype=None: False)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4))
@@ -206,7 +206,7 @@ def test_packing_frees_each_plain_weight_as_it_goes() -> None:
 def test_release_freed_memory_applies_on_linux() -> None:
     import sys
 
-    from core.encoder import release_freed_memory
+    from core.model import release_freed_memory
 
     assert release_freed_memory() is sys.platform.startswith("linux")
 
@@ -217,20 +217,20 @@ def test_release_freed_memory_applies_on_linux() -> None:
 def test_every_precision_with_the_rewrites_stays_close_to_the_plain_model(
     tiny_model_dir: Path, plain, precision: str, min_cosine: float
 ) -> None:  # type: ignore[no-untyped-def]
-    from core.encoder import ClipEncoder
+    from core.model import ClipModel
 
-    encoder = ClipEncoder(str(tiny_model_dir), device="cpu", precision=precision)
+    encoder = ClipModel(str(tiny_model_dir), device="cpu", precision=precision)
     images = [photo(seed) for seed in range(4)]
     texts = ["the eiffel tower at night", "a waterfall in iceland"]
     for ours, theirs in (
-        (encoder.encode_images(images), _plain_encode(plain, images)),
-        (encoder.encode_texts(texts), _plain_encode(plain, texts)),
+        (encoder.image.encode_images(images), _plain_encode(plain, images)),
+        (encoder.text.encode_texts(texts), _plain_encode(plain, texts)),
     ):
         assert float(np.sum(ours * theirs, axis=1).min()) >= min_cosine
 
 
 def test_a_dtype_the_cpu_cannot_pack_stays_plain(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.packed_linear as packed_linear
+    import core.model.rewrites.packed_linear as packed_linear
 
     assert not packing_works(torch.float16)
     monkeypatch.setattr(packed_linear, "packing_works", lambda dtype=torch.float32: dtype == torch.float32)
@@ -255,7 +255,7 @@ def test_an_fp32_encoder_lets_go_of_the_weights_file(tmp_path: Path) -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from core.encoder import ClipEncoder
+    from core.model import ClipModel
     from devtools.tiny_clip import build_tiny_clip
 
     folder = build_tiny_clip(tmp_path / "clip")
@@ -268,6 +268,6 @@ def test_an_fp32_encoder_lets_go_of_the_weights_file(tmp_path: Path) -> None:
     del plain
     gc.collect()  # the plain model holds reference cycles
     assert not mapped()
-    encoder = ClipEncoder(str(folder), device="cpu", precision="fp32")
-    assert encoder.encode_texts(["a photo"]).shape == (1, encoder.dim)
+    encoder = ClipModel(str(folder), device="cpu", precision="fp32")
+    assert encoder.text.encode_texts(["a photo"]).shape == (1, encoder.dim)
     assert not mapped()  # packed copies and owned tensors: one copy in memory, not two

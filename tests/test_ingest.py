@@ -20,9 +20,9 @@ import yaml
 from PIL import Image
 
 from core.classes import load_classes
-from core.encoder import ClipEncoder
 from core.ids import image_point_id, sha256_hex
 from core.images import decode_image
+from core.model import ClipModel
 from core.settings import Settings
 from core.store import IMAGES, PROMPTS, CollectionMismatch, VectorStore, open_store
 from core.thumbnails import thumb_path
@@ -70,17 +70,17 @@ SIZES = {
 class EncodeCounter:
     """Counts the images that reach the image tower."""
 
-    def __init__(self, encoder: ClipEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, encoder: ClipModel, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
         self.images = 0
-        real = encoder.encode_images
+        real = encoder.image.encode_images
 
         def counting(images: list[Image.Image], batch_size: int = 8) -> np.ndarray:
             self.calls += 1
             self.images += len(images)
             return real(images, batch_size=batch_size)
 
-        monkeypatch.setattr(encoder, "encode_images", counting)
+        monkeypatch.setattr(encoder.image, "encode_images", counting)
 
 
 @pytest.fixture(autouse=True)
@@ -119,12 +119,12 @@ def store(settings: Settings) -> Iterator[VectorStore]:
 
 
 @pytest.fixture
-def counter(encoder: ClipEncoder, monkeypatch: pytest.MonkeyPatch) -> EncodeCounter:
+def counter(encoder: ClipModel, monkeypatch: pytest.MonkeyPatch) -> EncodeCounter:
     """Counts image encodes for the rest of the test."""
     return EncodeCounter(encoder, monkeypatch)
 
 
-def ingest(settings: Settings, encoder: ClipEncoder, store: VectorStore, **kwargs: Any) -> IngestReport:
+def ingest(settings: Settings, encoder: ClipModel, store: VectorStore, **kwargs: Any) -> IngestReport:
     """run_ingest without progress bars."""
     return run_ingest(settings, encoder, store, show_progress=False, **kwargs)
 
@@ -140,7 +140,7 @@ def thumbs(settings: Settings) -> dict[Path, int]:
 
 
 def test_every_case_of_the_library(
-    settings: Settings, encoder: ClipEncoder, store: VectorStore, library: dict[str, int]
+    settings: Settings, encoder: ClipModel, store: VectorStore, library: dict[str, int]
 ) -> None:
     progress: list[tuple[str, int, int]] = []
     report = ingest(settings, encoder, store, on_progress=lambda *args: progress.append(args))
@@ -164,7 +164,7 @@ def test_every_case_of_the_library(
 
 
 def test_payloads_are_complete(
-    settings: Settings, encoder: ClipEncoder, store: VectorStore, library: dict[str, int]
+    settings: Settings, encoder: ClipModel, store: VectorStore, library: dict[str, int]
 ) -> None:
     ingest(settings, encoder, store)
     fingerprint = prompts_fingerprint(load_classes(settings.classes_file), encoder.identity.model)
@@ -208,7 +208,7 @@ def test_payloads_are_complete(
     # The stored vector is the encoder's vector of the decoded file, and its label the classifier's.
     stored = next(p for p in points.values() if p.payload["path"] == "good/photo_4.jpg")
     decoded = decode_image(settings.images_dir / "good/photo_4.jpg", settings.max_image_pixels, 64)
-    again = encoder.encode_images([decoded.image])[0]
+    again = encoder.image.encode_images([decoded.image])[0]
     assert float(again @ stored.vector) > 0.9999  # type: ignore[operator]
     classifier = ZeroShotClassifier.load(store)
     assert classifier is not None and [c.id for c in classifier.classes] == [
@@ -219,7 +219,7 @@ def test_payloads_are_complete(
 
 
 def test_thumbnails_are_written_once(
-    settings: Settings, encoder: ClipEncoder, store: VectorStore, library: dict[str, int]
+    settings: Settings, encoder: ClipModel, store: VectorStore, library: dict[str, int]
 ) -> None:
     ingest(settings, encoder, store)
     first = thumbs(settings)
@@ -235,7 +235,7 @@ def test_thumbnails_are_written_once(
 
 def test_second_run_encodes_nothing(
     settings: Settings,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     library: dict[str, int],
     counter: EncodeCounter,
@@ -257,7 +257,7 @@ def test_second_run_encodes_nothing(
 
 def test_renamed_file_is_not_re_encoded(
     settings: Settings,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     library: dict[str, int],
     counter: EncodeCounter,
@@ -278,7 +278,7 @@ def test_renamed_file_is_not_re_encoded(
 
 def test_deleted_files_are_reported_and_pruned_on_request(
     settings: Settings,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     library: dict[str, int],
     counter: EncodeCounter,
@@ -302,7 +302,7 @@ def test_deleted_files_are_reported_and_pruned_on_request(
 
 def test_copied_file_is_not_re_encoded(
     settings: Settings,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     library: dict[str, int],
     counter: EncodeCounter,
@@ -319,7 +319,7 @@ def test_copied_file_is_not_re_encoded(
 
 def test_new_photos_only_are_encoded(
     settings: Settings,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     library: dict[str, int],
     counter: EncodeCounter,
@@ -333,7 +333,7 @@ def test_new_photos_only_are_encoded(
     assert report.new == 3 and report.already_indexed == 12 and report.total_points == 15
 
 
-def test_explicit_paths(settings: Settings, encoder: ClipEncoder, store: VectorStore, tmp_path: Path) -> None:
+def test_explicit_paths(settings: Settings, encoder: ClipModel, store: VectorStore, tmp_path: Path) -> None:
     inside = write(settings.images_dir / "a.jpg", jpeg_bytes(photo(1)))
     write(settings.images_dir / "b.jpg", jpeg_bytes(photo(2)))
     outside = write(tmp_path / "elsewhere" / "c.jpg", jpeg_bytes(photo(3)))
@@ -346,7 +346,7 @@ def test_explicit_paths(settings: Settings, encoder: ClipEncoder, store: VectorS
 def test_edited_prompts_relabel_without_encoding(
     settings: Settings,
     make_settings: Any,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     library: dict[str, int],
     counter: EncodeCounter,
@@ -386,14 +386,14 @@ def test_edited_prompts_relabel_without_encoding(
 def test_another_model_is_refused_until_recreate(
     settings: Settings,
     make_settings: Any,
-    encoder: ClipEncoder,
+    encoder: ClipModel,
     store: VectorStore,
     library: dict[str, int],
     tmp_path: Path,
 ) -> None:
     ingest(settings, encoder, store)
     other_dir = build_tiny_clip(tmp_path / "tiny-clip-24", dim=24, seed=1)
-    other = ClipEncoder(str(other_dir), device="cpu", precision="fp32")
+    other = ClipModel(str(other_dir), device="cpu", precision="fp32")
     assert other.dim == 24
     other_settings = make_settings(clip_model=str(other_dir))
 

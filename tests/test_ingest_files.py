@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.encoder import ClipEncoder
+from core.model import ClipModel
 from core.settings import Settings
 from core.store import IMAGES, open_store
 from ingest import pipeline
@@ -35,7 +35,7 @@ def test_missing_file_has_a_reason(tmp_path: Path) -> None:
 
 
 def test_a_file_changed_between_hashing_and_decoding_is_skipped_not_mislabelled(
-    settings: Settings, encoder: ClipEncoder, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, encoder: ClipModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for i in range(3):
         write(settings.images_dir / f"p{i}.jpg", jpeg_bytes(photo(i)))

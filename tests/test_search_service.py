@@ -10,7 +10,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.api_helpers")
 
-from core.encoder import ClipEncoder  # noqa: E402
+from core.model import ClipModel  # noqa: E402
 from search import Filters, PageRequest, Query, SearchService, StoredTerm, TextTerm, UploadTerm  # noqa: E402
 from search.errors import (  # noqa: E402
     EmptyQuery,
@@ -28,7 +28,7 @@ pytest_plugins = ["tests.api_helpers"]
 
 
 @pytest.fixture
-def wonders(api_library: ApiLibrary, encoder: ClipEncoder) -> SearchService:
+def wonders(api_library: ApiLibrary, encoder: ClipModel) -> SearchService:
     """A ready service over the session library."""
     return SearchService(api_library.settings, encoder, api_library.store)
 
@@ -126,7 +126,7 @@ def test_not_ready_until_loaded(api_library: ApiLibrary) -> None:
     assert waiting.readiness().ready is False
 
 
-def test_a_store_outage_is_store_down(api_library: ApiLibrary, encoder: ClipEncoder) -> None:
+def test_a_store_outage_is_store_down(api_library: ApiLibrary, encoder: ClipModel) -> None:
     flaky = FlakyStore(api_library.store)
     wonders = SearchService(api_library.settings, encoder, flaky)  # type: ignore[arg-type]
     wonders.classifier()
@@ -154,7 +154,7 @@ def test_image_metadata_and_files(wonders: SearchService, api_library: ApiLibrar
     assert wonders.thumbnail(point_id).is_file()
 
 
-def test_a_deleted_file_is_file_missing(api_library: ApiLibrary, encoder: ClipEncoder) -> None:
+def test_a_deleted_file_is_file_missing(api_library: ApiLibrary, encoder: ClipModel) -> None:
     point_id = next(iter(api_library.ids.values()))
     moved = api_library.settings_with(images_dir=api_library.root / "elsewhere")
     wonders = SearchService(moved, encoder, api_library.store)

@@ -14,7 +14,7 @@ out of the file too, so the mapping goes and the process holds one copy (measure
 2.2 GB resident against 2.0 unpacked; without that step it was 3.5).
 
 `_linear_pointwise` also applies SiLU to the product before rounding it, so an MLP whose activation is
-SiLU (core.fused_activation) gets it in the same pass.
+SiLU (core.model.rewrites.fused_activation) gets it in the same pass.
 
 Inference only (the packed weight has no gradient), CPU only, float32 and bf16 only; where PyTorch
 or the CPU lacks the ops, or a probe of them fails (`packing_works`, per dtype), the model keeps its
