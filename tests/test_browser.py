@@ -132,10 +132,17 @@ def test_page_is_served_with_a_strict_csp_and_no_inline_code(live_server: Any) -
     assert not re.search(r"<style|\sstyle=", html), "inline style"
     assert not re.search(r"\son[a-z]+=", html), "inline event handler"
     assert not re.search(r"(src|href)=\"(https?:)?//", html), "everything must come from the same origin"
-    for name in ("app.js", "api.js", "i18n.js", "styles.css", "favicon.svg"):
+    assert '<script type="module" src="/main.js"></script>' in html
+    for name in ("styles.css", "favicon.svg"):
         asset = requests.get(f"{live_server.url}/{name}", timeout=10)
         assert asset.status_code == 200, name
-    assert "javascript" in requests.get(f"{live_server.url}/app.js", timeout=10).headers["Content-Type"]
+    modules = sorted(path.name for path in (REPO / "web").glob("*.js"))
+    assert "main.js" in modules
+    for name in modules:
+        asset = requests.get(f"{live_server.url}/{name}", timeout=10)
+        assert asset.status_code == 200, name
+        # Browsers refuse a module script served with any other type.
+        assert "javascript" in asset.headers["Content-Type"], (name, asset.headers["Content-Type"])
 
 
 # ------------------------------------------------------------------------------------------------ text search
