@@ -138,6 +138,9 @@ def test_page_is_served_with_a_strict_csp_and_no_inline_code(live_server: Any) -
         assert asset.status_code == 200, name
     modules = sorted(path.name for path in (REPO / "web").glob("*.js"))
     assert "main.js" in modules
+    # Every other module is preloaded, so the browser fetches them at once rather than import by import.
+    preloaded = re.findall(r'<link rel="modulepreload" href="/([\w.-]+\.js)">', html)
+    assert sorted(preloaded) == sorted(set(modules) - {"main.js"})
     for name in modules:
         asset = requests.get(f"{live_server.url}/{name}", timeout=10)
         assert asset.status_code == 200, name

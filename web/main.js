@@ -7,6 +7,9 @@
 // classify.js ("What is this?"), upload.js (pick, drop, paste), messages.js (status, error, banner),
 // ready.js (waiting for the server), library.js (stats, classes, footer), limits.js (the server's limits),
 // url.js (the address and history), state.js (the shared state), api.js, i18n.js, dom.js, bars.js.
+// A module imports only modules below it. Where a widget below search.js must start a search (Load more,
+// More like this, Clear, a 503), it calls back a function wired here, so no import goes round in a circle.
+// index.html preloads every module, so the browser fetches them at once rather than level by level.
 
 import { bindChips, renderChips } from "./chips.js";
 import { bindClassify, renderClassify } from "./classify.js";

@@ -8,8 +8,8 @@ import { maxUploadMb } from "./limits.js";
 import { setError } from "./messages.js";
 import { startImage } from "./search.js";
 
-// Names the browser gives no type for. HEIC/HEIF/AVIF pass on purpose although the server cannot decode
-// them: its refusal explains that better than "not an image" would.
+// Image names, for files the browser gives no type. HEIC/HEIF/AVIF pass although the server cannot decode
+// them: its 415 (unsupported_image) then says so, which tells more than "not an image" would.
 const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|bmp|tiff?|heic|heif|avif)$/i;
 
 const el = {
