@@ -1,5 +1,5 @@
-// The library: what GET /api/stats and GET /api/classes say (photo counts, the model, the server's
-// limits), the class chips drawn from them, and the footer line.
+// The library: fetch what GET /api/stats and GET /api/classes say (photo counts, the model, the limits
+// that limits.js reads) into the state, redraw the class chips from it, and draw the footer line.
 
 import * as api from "./api.js";
 import { renderChips } from "./chips.js";
