@@ -210,7 +210,7 @@ def _routes(server: LiveServer) -> list[str]:
     point_id = point_id["results"][0]["id"]
     return [
         "/",
-        "/app.js",
+        "/main.js",
         "/api/health",
         "/api/ready",
         "/api/stats",

@@ -132,10 +132,20 @@ def test_page_is_served_with_a_strict_csp_and_no_inline_code(live_server: Any) -
     assert not re.search(r"<style|\sstyle=", html), "inline style"
     assert not re.search(r"\son[a-z]+=", html), "inline event handler"
     assert not re.search(r"(src|href)=\"(https?:)?//", html), "everything must come from the same origin"
-    for name in ("app.js", "api.js", "i18n.js", "styles.css", "favicon.svg"):
+    assert '<script type="module" src="/main.js"></script>' in html
+    for name in ("styles.css", "favicon.svg"):
         asset = requests.get(f"{live_server.url}/{name}", timeout=10)
         assert asset.status_code == 200, name
-    assert "javascript" in requests.get(f"{live_server.url}/app.js", timeout=10).headers["Content-Type"]
+    modules = sorted(path.name for path in (REPO / "web").glob("*.js"))
+    assert "main.js" in modules
+    # Every other module is preloaded, so the browser fetches them at once rather than import by import.
+    preloaded = re.findall(r'<link rel="modulepreload" href="/([\w.-]+\.js)">', html)
+    assert sorted(preloaded) == sorted(set(modules) - {"main.js"})
+    for name in modules:
+        asset = requests.get(f"{live_server.url}/{name}", timeout=10)
+        assert asset.status_code == 200, name
+        # Browsers refuse a module script served with any other type.
+        assert "javascript" in asset.headers["Content-Type"], (name, asset.headers["Content-Type"])
 
 
 # ------------------------------------------------------------------------------------------------ text search
@@ -451,6 +461,51 @@ def test_upload_errors_are_explained(page: Any, live_server: Any, tmp_path: Path
     page.get_by_role("button", name="Eiffel Tower at night").click()
     expect(cards(page)).to_have_count(12)
     expect(alert).to_be_hidden()
+
+
+def test_page_size_and_upload_limit_come_from_the_api(
+    page: Any, live_server: Any, library: dict[str, Any], tmp_path: Path
+) -> None:
+    limits = {**library["stats"]["limits"], "max_upload_mb": 1, "max_k": 8, "default_k": 5}
+    page.route("**/api/stats", lambda route: route.fulfill(json={**library["stats"], "limits": limits}))
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if "/api/search/image" in r.url else None)
+
+    open_app(page, live_server.url, "/?q=tower&k=7")
+    expect(cards(page)).to_have_count(7)
+    open_app(page, live_server.url, "/?q=tower&k=9")  # over max_k: the server's default_k instead
+    expect(cards(page)).to_have_count(5)
+    search_for = page.get_by_role("button", name="Eiffel Tower at night")
+    search_for.click()
+    expect(cards(page)).to_have_count(5)
+    assert "k=" not in page.url  # the default page size is not written into the address
+
+    big = tmp_path / "big.jpg"
+    with big.open("wb") as handle:
+        handle.truncate(2 * 1024 * 1024)
+    page.set_input_files("#file-search", str(big))
+    expect(page.get_by_role("alert")).to_contain_text("“big.jpg” is 2 MB; photos up to 1 MB are accepted.")
+    assert uploads == []  # refused in the browser at the server's limit, never sent
+
+
+def test_without_stats_the_upload_size_is_left_to_the_server(
+    page: Any, live_server: Any, library: dict[str, Any], tmp_path: Path
+) -> None:
+    failed = {"error": {"code": "internal_error", "message": "The stats are not available."}}
+    page.route("**/api/stats", lambda route: route.fulfill(status=500, json=failed))
+    open_app(page, live_server.url)
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("The stats are not available.")
+
+    limit_mb = library["stats"]["limits"]["max_upload_mb"]
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as handle:
+        handle.truncate(int(limit_mb * 1024 * 1024) + 1024 * 1024)
+    with page.expect_response("**/api/search/image*") as sent:
+        page.set_input_files("#file-search", str(huge))
+    assert sent.value.status == 413  # the browser did not guess a limit: the server refused it
+    expect(alert).to_contain_text("The upload is larger than")  # the server's words, not the browser's
+    expect(page.locator("#query-context")).to_be_hidden()
 
 
 def test_server_still_starting_is_shown_until_ready(page: Any, live_server: Any) -> None:

@@ -1,4 +1,5 @@
 // The Wonders REST API, same origin. Every failure becomes an ApiError with the server's code and message.
+// Results per page (k) are the caller's (limits.js); when none is given the server's default applies.
 
 /** Queries longer than this go in a POST body instead of the URL. */
 const LONG_QUERY = 500;
@@ -13,6 +14,11 @@ export class ApiError extends Error {
   }
 }
 
+/** Whether a failure is a request that was aborted on purpose (a newer search replaced it). */
+export function isAbort(err) {
+  return Boolean(err) && err.name === "AbortError";
+}
+
 async function request(path, { method = "GET", body, json, signal } = {}) {
   const headers = { Accept: "application/json" };
   if (json !== undefined) {
@@ -23,7 +29,7 @@ async function request(path, { method = "GET", body, json, signal } = {}) {
   try {
     response = await fetch(path, { method, body, headers, signal, credentials: "same-origin" });
   } catch (err) {
-    if (err && err.name === "AbortError") throw err;
+    if (isAbort(err)) throw err;
     throw new ApiError(0, "network", "Could not reach the server.");
   }
   let data = null;
@@ -79,7 +85,7 @@ export function classes(signal) {
 }
 
 /** Text → image. Long queries are sent as JSON (POST) so they never hit URL limits. */
-export function search({ q, k = 12, offset = 0, cls = null, signal }) {
+export function search({ q, k, offset = 0, cls = null, signal }) {
   if (q.length > LONG_QUERY) {
     const json = { q, k, offset };
     if (cls) json.class = cls;
@@ -89,7 +95,7 @@ export function search({ q, k = 12, offset = 0, cls = null, signal }) {
 }
 
 /** Image → image, from an uploaded file (never stored by the server). */
-export function searchImage(file, { k = 12, offset = 0, cls = null, signal } = {}) {
+export function searchImage(file, { k, offset = 0, cls = null, signal } = {}) {
   return request(`/api/search/image${query({ k, offset, class: cls })}`, {
     method: "POST",
     body: upload(file),
@@ -98,7 +104,7 @@ export function searchImage(file, { k = 12, offset = 0, cls = null, signal } = {
 }
 
 /** More like a stored image, from its stored vector. */
-export function similar(id, { k = 12, offset = 0, cls = null, signal } = {}) {
+export function similar(id, { k, offset = 0, cls = null, signal } = {}) {
   return request(`/api/images/${encodeURIComponent(id)}/similar${query({ k, offset, class: cls })}`, { signal });
 }
 

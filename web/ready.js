@@ -1,0 +1,60 @@
+// Readiness: poll GET /api/ready until the model is loaded and the store answers, saying why meanwhile.
+
+import * as api from "./api.js";
+import { t } from "./i18n.js";
+import { setBanner } from "./messages.js";
+
+const READY_FIRST_RETRY_MS = 1000;
+const READY_RETRY_MS = 3000;
+
+let ready = false;
+let readyLoop = null;
+
+/** Whether the server last said it is ready. */
+export function isReady() {
+  return ready;
+}
+
+/** The server answered 503: it is not ready until waitReady says so again. */
+export function markUnready() {
+  ready = false;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Poll /api/ready until it answers 200, showing why the server is not ready meanwhile (one loop at a time). */
+export function waitReady() {
+  if (readyLoop) return readyLoop;
+  readyLoop = (async () => {
+    let attempt = 0;
+    for (;;) {
+      let answer;
+      try {
+        answer = await api.ready();
+      } catch {
+        answer = { ok: false, code: "network", message: "" };
+      }
+      if (answer.ok) break;
+      ready = false;
+      const { code, message } = answer;
+      setBanner({
+        kind: "busy",
+        text: () => {
+          if (code === "store_unavailable") return t("storeDown", { message });
+          if (code === "load_failed") return t("loadFailed", { message });
+          if (code === "model_mismatch") return t("modelMismatch", { message });
+          if (code === "network") return t("networkError");
+          return t("starting");
+        },
+      });
+      await sleep(attempt++ === 0 ? READY_FIRST_RETRY_MS : READY_RETRY_MS);
+    }
+    ready = true;
+    setBanner(null);
+  })().finally(() => {
+    readyLoop = null;
+  });
+  return readyLoop;
+}

@@ -1,0 +1,154 @@
+// Searching and paging: start a search (a text, your photo, a library photo), fetch its pages,
+// and say in the status line what was found.
+
+import * as api from "./api.js";
+import { contextElement, renderContext } from "./context.js";
+import { byId } from "./dom.js";
+import { appendCards, clearGrid, renderGrid, renderMore, showLoading } from "./grid.js";
+import { className, formatInt, photos, t } from "./i18n.js";
+import { pageSize } from "./limits.js";
+import { handleError, setError, setStatus } from "./messages.js";
+import { classById, state } from "./state.js";
+import { pushUrl } from "./url.js";
+import { closeViewer } from "./viewer.js";
+
+const results = byId("results");
+
+let searchController = null;
+
+/** Search the library for a text. */
+export function startText(q) {
+  closeViewer();
+  state.query = { mode: "text", q };
+  pushUrl();
+  renderContext();
+  runSearch();
+}
+
+/** Search for photos like a library photo (a result). */
+export function startSimilar(item) {
+  closeViewer();
+  state.query = { mode: "similar", id: item.id, item };
+  pushUrl();
+  renderContext();
+  runSearch().then(() => revealResults());
+}
+
+/** Search for photos like an uploaded file (already checked by upload.js). */
+export function startImage(file) {
+  closeViewer();
+  const previous = state.lastImageQuery;
+  if (previous && previous.url) URL.revokeObjectURL(previous.url);
+  state.query = { mode: "image", file, url: URL.createObjectURL(file), pending: true };
+  state.lastImageQuery = state.query;
+  renderContext();
+  runSearch().then(() => revealResults());
+}
+
+/** Forget the search on screen ("Clear"). */
+export function clearQuery() {
+  state.query = null;
+  pushUrl();
+  renderContext();
+  resetResults();
+}
+
+function revealResults() {
+  const top = contextElement() || results;
+  if (top.getBoundingClientRect().top < 0) top.scrollIntoView({ block: "start" });
+}
+
+function fetchPage(query, offset, signal) {
+  const options = { k: pageSize(), offset, cls: state.cls, signal };
+  if (query.mode === "text") return api.search({ q: query.q, ...options });
+  if (query.mode === "image") return api.searchImage(query.file, options);
+  return api.similar(query.id, options);
+}
+
+/** Fetch the first page of the state's query (or, with append, its next page) and show it. */
+export async function runSearch({ append = false } = {}) {
+  const query = state.query;
+  if (!query) return;
+  if (append && (state.loadingMore || state.nextOffset == null)) return;
+  if (searchController) searchController.abort();
+  const controller = new AbortController();
+  searchController = controller;
+  const offset = append ? state.nextOffset : 0;
+  setError(null);
+  setLoading(true, append);
+  try {
+    const page = await fetchPage(query, offset, controller.signal);
+    if (controller.signal.aborted) return;
+    const start = append ? state.results.length : 0;
+    state.results = append ? state.results.concat(page.results) : page.results;
+    state.nextOffset = page.results.length ? page.next_offset : null;
+    state.tookMs = page.took_ms;
+    if (query.pending) {
+      // A search by photo enters the history once the server has accepted the photo.
+      query.pending = false;
+      pushUrl();
+    }
+    setLoading(false, append);
+    if (append) appendCards(start);
+    else renderGrid();
+    renderMore();
+    setStatus(resultsStatus);
+  } catch (err) {
+    if (api.isAbort(err) || controller.signal.aborted) return;
+    setLoading(false, append);
+    if (!append) {
+      state.results = [];
+      state.nextOffset = null;
+      renderGrid({ showEmpty: false });
+      renderMore();
+    }
+    setStatus(null);
+    if (query.pending && err.status !== 503) {
+      // The server refused the photo (too large, not an image): forget it, keep the message.
+      if (query.url) URL.revokeObjectURL(query.url);
+      state.query = null;
+      state.lastImageQuery = null;
+      renderContext();
+    }
+    handleError(err);
+  } finally {
+    if (searchController === controller) searchController = null;
+  }
+}
+
+function setLoading(loading, append) {
+  state.loading = loading && !append;
+  state.loadingMore = loading && append;
+  showLoading(loading, append);
+  if (loading && !append) setStatus(() => t("statusSearching"));
+  if (loading && append) setStatus(() => t("statusLoadingMore"));
+}
+
+/** Show no results and no search in flight ("Ready"). */
+export function resetResults() {
+  if (searchController) searchController.abort();
+  state.results = [];
+  state.nextOffset = null;
+  setLoading(false, false);
+  clearGrid();
+  renderMore();
+  setStatus(() => t("statusReady"));
+}
+
+function shorten(text, max = 80) {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function resultsStatus() {
+  const n = state.results.length;
+  const query = state.query;
+  if (!query) return "";
+  if (n === 0) return t("emptyTitle");
+  const ms = formatInt(Math.round(state.tookMs));
+  let text;
+  if (query.mode === "text") text = t("statusResultsText", { photos: photos(n), q: shorten(query.q), ms });
+  else if (query.mode === "image") text = t("statusResultsImage", { photos: photos(n), ms });
+  else text = t("statusResultsSimilar", { photos: photos(n), ms });
+  if (state.cls) text = t("statusInClass", { status: text, label: className(classById(state.cls)) });
+  return text;
+}
