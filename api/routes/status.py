@@ -50,7 +50,7 @@ def stats() -> Response:
             "dim": encoder.dim,
             "device": encoder.device,
             "precision": encoder.precision,
-            "store": "embedded" if wonders.settings.embedded else "server",
+            "store": wonders.settings.store_kind,
             "classes": store.label_counts(IMAGES, [c.id for c in classes]),
             "crosscheck": _crosscheck_report(wonders.settings.crosscheck_report),
             "query_cache": {"hits": wonders.cache.hits, "misses": wonders.cache.misses},
