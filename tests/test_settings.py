@@ -141,6 +141,8 @@ def test_the_shipped_env_example_is_valid(clean_env: pytest.MonkeyPatch, tmp_pat
     settings = load_settings()
     assert settings.store_kind == "embedded"
     assert settings.clip_model == DEFAULT_MODEL
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.model_dump() == defaults.model_dump(), "the values .env.example shows are the defaults"
 
 
 @pytest.mark.parametrize(
