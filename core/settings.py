@@ -33,7 +33,12 @@ class Settings(BaseSettings):
         "auto", description="weights precision; auto = fp16 on CUDA, bf16 on a CPU with bf16, else fp32"
     )
     encode_batch_size: int = Field(16, ge=1, le=512, description="images per forward pass during ingest")
-    torch_threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = torch's default")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="torch intra-op threads; 0 = torch's default (under gunicorn: cores / workers)",
+    )
 
     # Stores
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset = the embedded store")
