@@ -2,7 +2,8 @@
 
 This is the one place that maps a kind of store (`Settings.store_kind`) to its adapter and to what the rest
 of Wonders must know about it (`StoreBackend`). A new backend is one adapter module beside these, defining
-`from_settings(settings)`, and one line in `BACKENDS`.
+`from_settings(settings)`, and one line in `BACKENDS`; core/settings.py gets the settings that choose it
+(its name in `StoreKind`, its rule in `Settings.store_kind`, its connection fields).
 """
 
 from __future__ import annotations
