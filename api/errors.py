@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from api.error_body import CONTENT_TYPE, error_body
 from core.store import StoreUnavailable
 from search import errors as search_errors
 
@@ -76,11 +77,7 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
     """The one error response of the API."""
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    response = jsonify({"error": body})
-    response.status_code = status
+    response = Response(error_body(code, message, details), status=status, mimetype=CONTENT_TYPE)
     if status == 503:
         response.headers["Retry-After"] = "5"
     return response

@@ -1,68 +1,45 @@
-"""gunicorn settings, from the environment.
+"""gunicorn settings, from Wonders' one settings object (core/settings.py); nothing else is read here.
 
-Embedded store: ONE worker process (the Qdrant Edge shard belongs to one process) with several threads.
-Qdrant server: several workers. workers x torch threads should not exceed the cores, so each worker's
-torch threads default to cores / workers. Timeouts fit a slow CPU encode of a ViT-L/14.
+A store that belongs to one process (the embedded Qdrant Edge shard) gets ONE worker process with several
+threads; a Qdrant server gets several workers (WEB_CONCURRENCY). workers x torch threads should not
+exceed the cores, so unless TORCH_THREADS is set each worker gets cores / workers. Timeouts fit a slow CPU
+encode of a ViT-L/14.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
-import gunicorn.util
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from api import gunicorn_errors
 from core.settings import load_settings
+from core.store import store_backend
 
 _settings = load_settings()  # checked before any worker starts: a bad value stops here, clearly
 _cores = os.cpu_count() or 2
-_embedded = _settings.embedded
 
 # Loopback by default: gunicorn's threads are tied up by slow clients, so anything reachable from a
 # network belongs behind a proxy (the compose stack's nginx; its image sets HOST=0.0.0.0).
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{_settings.port}"
-workers = 1 if _embedded else int(os.environ.get("WEB_CONCURRENCY", str(max(2, min(4, _cores)))))
+bind = f"{_settings.host}:{_settings.port}"
+if store_backend(_settings).single_process:
+    workers = 1
+else:
+    workers = _settings.web_concurrency or max(2, min(4, _cores))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+threads = _settings.gunicorn_threads
+timeout = _settings.gunicorn_timeout
 graceful_timeout = 30
 keepalive = 5
 preload_app = False  # torch must not run before the fork: each worker loads the model itself
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
+accesslog = _settings.gunicorn_access_log or None  # empty: no access log
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 limit_request_line = 8190
 
-if not os.environ.get("TORCH_THREADS"):
-    os.environ["TORCH_THREADS"] = str(max(1, _cores // workers))
+# Workers read their settings again after the fork (api/wsgi.py); gunicorn puts raw_env into the
+# environment before it forks them, so each one's Settings sees its share of the cores.
+raw_env = [] if _settings.torch_threads else [f"TORCH_THREADS={max(1, _cores // workers)}"]
 
-
-# gunicorn answers requests it cannot parse (bad request line, headers too large, URL over
-# limit_request_line, bad chunked framing) itself, before the app, with an HTML page that echoes the
-# request. Those answers use the API's one JSON error shape too. Set here, in the master, before the fork.
-_GUNICORN_ERRORS = {
-    400: ("bad_request", "The request is not valid HTTP."),
-    403: ("forbidden", "Request forbidden."),
-    414: ("uri_too_long", "The URL is too long; send long text queries with POST /api/search."),
-    417: ("expectation_failed", "The Expect header cannot be met."),
-    431: ("headers_too_large", "The request headers are too large."),
-    501: ("not_implemented", "This transfer coding is not supported."),
-}
-
-
-def _write_json_error(sock: object, status_int: int, reason: str, mesg: str) -> None:
-    code, message = _GUNICORN_ERRORS.get(
-        status_int, ("internal_error", "Something went wrong on the server.")
-    )
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
-
-
-gunicorn.util.write_error = _write_json_error
+gunicorn_errors.install()  # in the master, before the fork

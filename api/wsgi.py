@@ -12,11 +12,12 @@ from api.factory import create_app
 from api.routes.admin import write_admin_token
 from core.model import keep_freed_memory
 from core.settings import load_settings
+from core.store import store_backend
 
 keep_freed_memory()  # before the loader and request threads start (see its docstring)
 settings = load_settings()
 logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 app = create_app(settings)
-if settings.embedded:
-    # The shard is this process's: `make ingest` hands its work over, proving access with this token.
+if store_backend(settings).single_process:
+    # The store is this process's: `make ingest` hands its work over, proving access with this token.
     app.config["WONDERS_ADMIN_TOKEN"] = write_admin_token(settings.data_dir)

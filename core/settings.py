@@ -1,7 +1,8 @@
 """Every setting of Wonders, read from the environment (and an optional `.env`), checked at start.
 
-Each field is documented in README.md and `.env.example`; the environment variable is the field name in
-upper case (`clip_model` -> `CLIP_MODEL`).
+The service, gunicorn (`api/gunicorn_conf.py`), ingest and `make dataset` all read their settings here and
+nowhere else. Each field is documented in README.md and `.env.example`; the environment variable is the
+field name in upper case (`clip_model` -> `CLIP_MODEL`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
+
+# The kinds of vector store; `core/store/__init__.py` maps each to its adapter and what it implies.
+StoreKind = Literal["embedded", "server"]
 
 
 class Settings(BaseSettings):
@@ -29,7 +33,12 @@ class Settings(BaseSettings):
         "auto", description="weights precision; auto = fp16 on CUDA, bf16 on a CPU with bf16, else fp32"
     )
     encode_batch_size: int = Field(16, ge=1, le=512, description="images per forward pass during ingest")
-    torch_threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = torch's default")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="torch intra-op threads; 0 = torch's default (under gunicorn: cores / workers)",
+    )
 
     # Stores
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset = the embedded store")
@@ -49,6 +58,10 @@ class Settings(BaseSettings):
     thumb_size: int = Field(512, ge=32, le=2048, description="longest side of a thumbnail, pixels")
 
     # Serving
+    host: str = Field(
+        "127.0.0.1",
+        description="the address gunicorn binds; loopback unless a proxy such as nginx is in front",
+    )
     port: int = Field(8000, ge=1, le=65535, description="where `make run` serves")
     max_upload_mb: float = Field(20.0, gt=0, le=1024, description="largest accepted upload, MB")
     max_image_pixels: int = Field(
@@ -57,12 +70,58 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(512, ge=0, description="text queries whose vectors are cached")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log verbosity")
 
-    @field_validator("qdrant_url", "qdrant_api_key", mode="before")
+    # gunicorn (api/gunicorn_conf.py)
+    web_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="gunicorn workers with a Qdrant server; unset = 2 to 4 by cores (an embedded store: 1)",
+    )
+    gunicorn_threads: int = Field(4, ge=1, le=256, description="request threads per gunicorn worker")
+    gunicorn_timeout: int = Field(
+        120,
+        ge=0,
+        le=3600,
+        description="seconds a worker may be silent before gunicorn restarts it; 0 = never",
+    )
+    gunicorn_access_log: str = Field(
+        "-", description="gunicorn's access log: - = stdout, a file, empty = none"
+    )
+
+    # make dataset (dataset/cli.py)
+    pixabay_api_key: str | None = Field(None, description="also fetch photos from Pixabay with this key")
+    pixabay_api_url: str = Field("https://pixabay.com/api/", description="the Pixabay API")
+    wikimedia_api_url: str = Field(
+        "https://commons.wikimedia.org/w/api.php", description="MediaWiki api.php of Wikimedia Commons"
+    )
+
+    @field_validator("qdrant_url", "qdrant_api_key", "web_concurrency", "pixabay_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("pixabay_api_url", "wikimedia_api_url", mode="before")
+    @classmethod
+    def _blank_url_is_the_default(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and not value.strip() and info.field_name:
+            return cls.model_fields[info.field_name].default
+        return value
+
+    @field_validator("pixabay_api_url", "wikimedia_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be an address to bind, such as 127.0.0.1 or 0.0.0.0")
+        return value.strip()
 
     @field_validator("clip_model")
     @classmethod
@@ -72,9 +131,9 @@ class Settings(BaseSettings):
         return value.strip()
 
     @property
-    def embedded(self) -> bool:
-        """True when the embedded store (no Qdrant server) is used."""
-        return self.qdrant_url is None
+    def store_kind(self) -> StoreKind:
+        """The kind of vector store: "server" when QDRANT_URL is set, else "embedded" (Qdrant Edge)."""
+        return "server" if self.qdrant_url else "embedded"
 
     @property
     def max_upload_bytes(self) -> int:

@@ -1,10 +1,6 @@
-"""Entry point of `python -m dataset` (behind `make dataset`); reads `./.env` first, like the services do."""
-
-from pathlib import Path
-
-from dotenv import load_dotenv
+"""Entry point of `python -m dataset` (behind `make dataset`); its settings, `./.env` included, come from
+core/settings.py like the services' do."""
 
 from dataset.cli import main
 
-load_dotenv(Path.cwd() / ".env", override=False)  # PIXABAY_API_KEY, IMAGES_DIR...; the environment wins
 raise SystemExit(main())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from core.classes import ClassesFileError, LandmarkClass, load_classes
+from core.settings import Settings, load_settings
 from dataset import pixabay, wikimedia
 from dataset.candidate import Source
 from dataset.http import PoliteSession
@@ -18,11 +18,12 @@ from dataset.runner import Runner, Summary
 
 DEFAULT_PER_CLASS = 12
 FULL_PER_CLASS = 180
-CLASSES_FILE = Path("core/classes.yaml")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (every option has a default suited to a first, quick run)."""
+def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The argument parser (every option has a default suited to a first, quick run); the defaults of the
+    library, the classes and the services' URLs come from `settings` (read now when not given)."""
+    settings = settings or load_settings()
     parser = argparse.ArgumentParser(
         prog="python -m dataset",
         description="Download freely licensed landmark photos into <images-dir>/<class_id>/, with their "
@@ -43,19 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--images-dir",
         type=Path,
-        default=Path(os.environ.get("IMAGES_DIR") or "images"),
-        help="the photo library (default: $IMAGES_DIR or images)",
+        default=settings.images_dir,
+        help=f"the photo library (default: IMAGES_DIR, now {settings.images_dir})",
     )
-    parser.add_argument("--classes-file", type=Path, default=CLASSES_FILE, help=argparse.SUPPRESS)
+    parser.add_argument("--classes-file", type=Path, default=settings.classes_file, help=argparse.SUPPRESS)
     parser.add_argument(
         "--wikimedia-api-url",
-        default=os.environ.get("WIKIMEDIA_API_URL") or wikimedia.DEFAULT_API_URL,
-        help="MediaWiki api.php of Wikimedia Commons (env WIKIMEDIA_API_URL)",
+        default=settings.wikimedia_api_url,
+        help="MediaWiki api.php of Wikimedia Commons (default: WIKIMEDIA_API_URL)",
     )
     parser.add_argument(
         "--pixabay-api-url",
-        default=os.environ.get("PIXABAY_API_URL") or pixabay.DEFAULT_API_URL,
-        help="Pixabay API (env PIXABAY_API_URL); used only when PIXABAY_API_KEY is set",
+        default=settings.pixabay_api_url,
+        help="Pixabay API (default: PIXABAY_API_URL); used only when PIXABAY_API_KEY is set",
     )
     parser.add_argument("--delay", type=float, default=0.5, help="seconds between requests (default 0.5)")
     parser.add_argument("--retries", type=int, default=5, help="retries on 429/5xx (default 5)")
@@ -98,18 +99,20 @@ def format_summary(summary: Summary, images_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def make_sources(args: argparse.Namespace, session: PoliteSession) -> list[Source]:
+def make_sources(
+    args: argparse.Namespace, session: PoliteSession, pixabay_api_key: str | None
+) -> list[Source]:
     """Wikimedia Commons always; Pixabay too when PIXABAY_API_KEY is set."""
     sources: list[Source] = [wikimedia.WikimediaCommons(session, args.wikimedia_api_url)]
-    key = os.environ.get("PIXABAY_API_KEY", "").strip()
-    if key:
-        sources.append(pixabay.Pixabay(session, key, args.pixabay_api_url))
+    if pixabay_api_key:
+        sources.append(pixabay.Pixabay(session, pixabay_api_key.strip(), args.pixabay_api_url))
     return sources
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the download; 0 unless nothing at all could be fetched because of network errors."""
-    parser = build_parser()
+    settings = load_settings()
+    parser = build_parser(settings)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     per_class = FULL_PER_CLASS if args.full else args.per_class
@@ -122,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = PoliteSession(
         delay=args.delay, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait
     )
-    sources = make_sources(args, session)
+    sources = make_sources(args, session, settings.pixabay_api_key)
     names = " and ".join(source.host for source in sources)
     where = f"{len(classes)} classes into {args.images_dir}/"
     print(f"Up to {per_class} photos per class for {where}, from {names}.")

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from dataset.candidate import Candidate, Rejected, SourceError, make_file_name
 from dataset.http import PoliteSession
 
-DEFAULT_API_URL = "https://pixabay.com/api/"
 LICENSE = "Pixabay Content License"
 LICENSE_URL = "https://pixabay.com/service/license-summary/"
 PAGE_SIZE = 50  # the API accepts 3 to 200
@@ -63,7 +62,7 @@ class Pixabay:
         self,
         session: PoliteSession,
         api_key: str,
-        api_url: str = DEFAULT_API_URL,
+        api_url: str,
         *,
         page_size: int = PAGE_SIZE,
         max_pages: int = MAX_PAGES,

@@ -18,7 +18,6 @@ from dataset.candidate import Candidate, Rejected, SourceError, make_file_name
 from dataset.http import PoliteSession
 from dataset.licences import classify_licence
 
-DEFAULT_API_URL = "https://commons.wikimedia.org/w/api.php"
 # Wikimedia serves only standard thumbnail widths (20 ... 960, 1280, 1920, 3840); others are refused.
 THUMB_WIDTH = 1280
 PAGE_SIZE = 50
@@ -111,7 +110,7 @@ class WikimediaCommons:
     def __init__(
         self,
         session: PoliteSession,
-        api_url: str = DEFAULT_API_URL,
+        api_url: str,
         *,
         page_size: int = PAGE_SIZE,
         max_pages: int = MAX_PAGES,

@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 
 from core.settings import Settings, load_settings
-from core.store import IMAGES, PROMPTS, PointRecord, StoreError, VectorStore, open_store
+from core.store import (
+    IMAGES,
+    PROMPTS,
+    PointRecord,
+    StoreError,
+    VectorStore,
+    open_scratch_store,
+    open_store,
+)
 from eval.recall import recall_at_k
 
 log = logging.getLogger(__name__)
@@ -55,10 +63,8 @@ def hnsw_recall(
     ids: list[str], vectors: np.ndarray, queries: np.ndarray, k: int, hnsw_ef: int
 ) -> dict[str, Any]:
     """Copy the vectors into a temporary shard that builds HNSW at any size, and measure its recall."""
-    from core.store.embedded import EmbeddedStore
-
     with tempfile.TemporaryDirectory(prefix="wonders-crosscheck-") as tmp:
-        scratch = EmbeddedStore(Path(tmp), hnsw_ef=hnsw_ef, indexing_threshold_kb=1)
+        scratch = open_scratch_store(Path(tmp), hnsw_ef)
         scratch.ensure_collection(IMAGES, {"dim": int(vectors.shape[1]), "model": "crosscheck"})
         for start in range(0, len(ids), 1024):
             scratch.upsert(

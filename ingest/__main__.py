@@ -10,7 +10,7 @@ from pathlib import Path
 from core.classes import ClassesFileError
 from core.images import is_image_name
 from core.settings import Settings, load_settings
-from core.store import CollectionMismatch, StoreUnavailable, open_store
+from core.store import CollectionMismatch, StoreUnavailable, open_store, store_backend
 from ingest.handoff import find_service
 
 EMPTY_LIBRARY_HINT = """\
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(EMPTY_LIBRARY_HINT.format(images_dir=settings.images_dir))
         return 0
     paths = args.paths or [settings.images_dir]
-    if settings.embedded and not args.no_handoff:
+    if store_backend(settings).single_process and not args.no_handoff:
         service = find_service(settings.data_dir, settings.port)
         if service is not None:
             return _ingest_in_service(service, paths, args)

@@ -363,7 +363,7 @@ class SearchService:
             dim=encoder.dim,
             device=encoder.device,
             precision=encoder.precision,
-            store="embedded" if settings.embedded else "server",
+            store=settings.store_kind,
             classes=store.label_counts(IMAGES, [c.id for c in known]),
             crosscheck=_read_json(settings.crosscheck_report),
             query_cache={"hits": self.cache.hits, "misses": self.cache.misses},

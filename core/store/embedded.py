@@ -37,6 +37,7 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
+from core.settings import Settings
 from core.store.base import (
     LABEL_FIELD,
     CollectionStats,
@@ -46,6 +47,13 @@ from core.store.base import (
     VectorStore,
     check_meta,
 )
+
+
+def from_settings(settings: Settings) -> EmbeddedStore:
+    """The embedded store the settings describe: its shards under DATA_DIR (see core/store/__init__.py)."""
+    return EmbeddedStore(
+        settings.shard_dir, hnsw_ef=settings.hnsw_ef, indexing_threshold_kb=settings.indexing_threshold_kb
+    )
 
 
 class EmbeddedStore(VectorStore):

@@ -14,6 +14,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from core.settings import Settings
 from core.store.base import (
     LABEL_FIELD,
     CollectionStats,
@@ -25,6 +26,19 @@ from core.store.base import (
 )
 
 T = TypeVar("T")
+
+
+def from_settings(settings: Settings) -> ServerStore:
+    """The Qdrant server the settings describe: QDRANT_URL and its key (see core/store/__init__.py)."""
+    if not settings.qdrant_url:
+        raise ValueError("the server store needs QDRANT_URL")
+    return ServerStore(
+        settings.qdrant_url,
+        api_key=settings.qdrant_api_key,
+        timeout_s=settings.qdrant_timeout_s,
+        hnsw_ef=settings.hnsw_ef,
+        indexing_threshold_kb=settings.indexing_threshold_kb,
+    )
 
 
 def _unavailable_on_network_errors(method: Callable[..., T]) -> Callable[..., T]:
