@@ -130,11 +130,17 @@ def build_real_size_mclip(
     compute and memory are the published model's; the answers are meaningless. About 2.3 GB on disk.
 
     The tokenizer has the real vocabulary size but not its pieces: each of `words` is one piece and any
-    other word splits into characters, so give it the benchmark's query words for realistic token counts."""
+    other word splits into characters, so give it the benchmark's query words for realistic token counts.
+    A folder already built (its `.complete` marker) is returned as it is."""
+    import shutil
+
     import torch
     from transformers import XLMRobertaModel
     from transformers.initialization import no_init_weights
 
+    if (folder / ".complete").is_file():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
     pieces = _pieces(words, filler=XLMR_LARGE_VOCAB)
     tokenizer = unigram_tokenizer(pieces)
     config = _xlmr_config(XLMR_LARGE_VOCAB, 1024, 24, intermediate=4096)
@@ -151,6 +157,7 @@ def build_real_size_mclip(
                 tensor.normal_(0.0, 0.02, generator=generator)
     head = torch.nn.Linear(1024, 768).eval()
     _save(folder, transformer, head, tokenizer)
+    (folder / ".complete").write_text("ok\n")
     return folder
 
 

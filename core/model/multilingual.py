@@ -50,14 +50,9 @@ log = logging.getLogger(__name__)
 MCLIP_MODEL = "M-CLIP/XLM-Roberta-Large-Vit-L-14"
 # `main` of the hub repository since 2022-09-15 (README commits after "PyTorch Model" e710292).
 MCLIP_REVISION = "40afa80a85e8efa990384a24bbe5a1f6f1cc81b5"
-# What the tower reads: not tf_model.h5 (2.24 GB) nor sentencepiece.bpe.model (tokenizer.json has it all).
-CHECKPOINT_FILES = (
-    "config.json",
-    "pytorch_model.bin",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-)
+# All the tower reads: not tf_model.h5 (2.24 GB), nor sentencepiece.bpe.model, tokenizer_config.json and
+# special_tokens_map.json (tokenizer.json holds the whole tokenizer).
+CHECKPOINT_FILES = ("config.json", "pytorch_model.bin", "tokenizer.json")
 # The CLIP image models each published M-CLIP text tower was trained against (by its teacher's text
 # embeddings), by the names CLIP_MODEL may give them. The 2022 configs do not say; their names do.
 _VIT_L14 = ("openai/clip-vit-large-patch14", "sentence-transformers/clip-vit-l-14", "clip-vit-l-14")
@@ -82,7 +77,7 @@ class MultilingualLoadError(RuntimeError):
 
 
 class TowerMismatch(MultilingualLoadError):
-    """The checkpoint loads, but it does not belong to the image model in use (size or pairing)."""
+    """The checkpoint was made for another image model than the one in use (its size or its name)."""
 
 
 class MultilingualTextTower:
@@ -119,8 +114,9 @@ class MultilingualTextTower:
         self.dim = int(config["numDims"])
         if image_dim is not None and self.dim != image_dim:
             raise TowerMismatch(
-                f"multilingual model {model} gives {self.dim}-d vectors but the image model "
-                f"{image_model or ''} gives {image_dim}-d: it was trained for another CLIP; set "
+                f"multilingual model {model} gives {self.dim}-d vectors but the image model"
+                f"{' ' + image_model if image_model else ''} gives {image_dim}-d: it was trained for "
+                "another CLIP; set "
                 "MULTILINGUAL_MODEL to the M-CLIP model of your CLIP_MODEL, or off"
             )
         if self.device == "cpu":
@@ -128,11 +124,13 @@ class MultilingualTextTower:
         self._tokenizer = _load_tokenizer(folder)  # before the weights: a missing file fails at once
         log.info("loading multilingual text tower %s on %s (%s)", model, self.device, self.precision)
         self._transformer, self._head = model_thread().call(lambda: self._load(config, pack))
-        _check_tokenizer(self._tokenizer, self._transformer.config, folder)
-        positions = int(self._transformer.config.max_position_embeddings)
+        xlmr = self._transformer.config
         # XLM-R numbers positions from pad_token_id + 1: 514 embeddings hold 512 tokens.
-        self.max_tokens = min(max_tokens, positions - int(self._transformer.config.pad_token_id) - 1)
-        self._counter = _untruncated_copy(self._tokenizer)
+        self.max_tokens = min(max_tokens, int(xlmr.max_position_embeddings) - int(xlmr.pad_token_id) - 1)
+        # Set once, before any use (then the tokenizer is only read, from any thread): the content is
+        # cut so that it fits with <s> and </s>, what is cut is kept as `overflowing`.
+        self._tokenizer.enable_truncation(max_length=self.max_tokens)
+        self._tokenizer.enable_padding(pad_id=int(xlmr.pad_token_id), pad_token="<pad>")
 
     def _load(self, config: dict[str, Any], pack: bool) -> tuple[Any, torch.nn.Module]:
         import torch
@@ -144,6 +142,7 @@ class MultilingualTextTower:
         del state
         xlmr = _xlmr_config(transformer_state, self.folder)
         _check_head(weight, bias, xlmr.hidden_size, config, self.folder)
+        _check_tokenizer(self._tokenizer, xlmr, self.folder)
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         # Created in the final dtype on the final device, without random init, then filled from the
         # file: no fp32 copy beside the bf16 one, and no 10 s of initialising 560 M parameters.
@@ -173,13 +172,10 @@ class MultilingualTextTower:
         vectors: np.ndarray = model_thread().run(job)
         return vectors
 
-    def token_counts(self, texts: list[str]) -> list[int]:
-        """How many tokens each text has before any cut, `<s>` and `</s>` included (no torch)."""
-        return [len(encoding.ids) for encoding in self._counter.encode_batch(list(texts))]
-
     def truncated(self, texts: list[str]) -> list[bool]:
-        """For each text, whether `encode_texts` cuts it (more than `max_tokens` tokens)."""
-        return [count > self.max_tokens for count in self.token_counts(texts)]
+        """For each text, whether `encode_texts` cuts it (more than `max_tokens` tokens, `<s>` and
+        `</s>` included). Tokenizer only: no torch, any thread, about a millisecond."""
+        return [bool(encoding.overflowing) for encoding in self._tokenizer.encode_batch(list(texts))]
 
     def warm_up(self) -> None:
         """Run one query through the model so the first real one is not slower."""
@@ -199,17 +195,11 @@ class MultilingualTextTower:
         with torch.inference_mode():
             for start in range(0, len(order), _BATCH):
                 rows = order[start : start + _BATCH]
-                batch = self._tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self._transformer(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                ).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).float()
+                encodings = self._tokenizer.encode_batch([texts[i] for i in rows])
+                ids = torch.tensor([e.ids for e in encodings], device=self.device)
+                attention = torch.tensor([e.attention_mask for e in encodings], device=self.device)
+                hidden = self._transformer(input_ids=ids, attention_mask=attention).last_hidden_state
+                mask = attention.unsqueeze(-1).float()
                 pooled = (hidden.float() * mask).sum(dim=1) / mask.sum(dim=1)
                 vectors = torch.nn.functional.normalize(self._head(pooled), dim=-1)
                 out[rows] = vectors.cpu().numpy()
@@ -398,50 +388,43 @@ def _check_keys(expected: set[str], given: set[str], folder: Path) -> None:
 
 
 def _load_tokenizer(folder: Path) -> Any:
-    """The XLM-R tokenizer from tokenizer.json (not through AutoTokenizer, which reads config.json's
-    unknown model_type)."""
-    # In transformers 5 this is the `tokenizers`-backed class (the Fast name is an alias of it).
-    from transformers import XLMRobertaTokenizer
+    """The tokenizer exactly as tokenizer.json describes it, read by `tokenizers` (what transformers'
+    fast tokenizer ran in 2022). Not through transformers 5: AutoTokenizer trips on config.json's
+    model type, XLMRobertaTokenizer rebuilds the pipeline and holds about 130 MB more for the same
+    250,002 pieces, and without the file it silently returns 5 tokens that turn every word into <unk>."""
+    from tokenizers import Tokenizer
 
-    if not (folder / "tokenizer.json").is_file():
+    path = folder / "tokenizer.json"
+    if not path.is_file():
         raise MultilingualLoadError(
-            f"no tokenizer files in {folder}: M-CLIP needs tokenizer.json (with tokenizer_config.json "
-            "and special_tokens_map.json) beside its weights; without them transformers builds a "
-            "5-token tokenizer that turns every word into <unk>"
+            f"no tokenizer files in {folder}: M-CLIP needs its tokenizer.json beside the weights "
+            "(without it transformers would build a 5-token tokenizer that turns every word into <unk>)"
         )
     try:
-        tokenizer = XLMRobertaTokenizer.from_pretrained(str(folder))
+        return Tokenizer.from_file(str(path))
     except Exception as err:
-        raise MultilingualLoadError(f"cannot read the tokenizer in {folder}: {err}") from err
-    return tokenizer
+        raise MultilingualLoadError(f"cannot read the tokenizer {path}: {err}") from err
 
 
 def _check_tokenizer(tokenizer: Any, xlmr: Any, folder: Path) -> None:
-    """The tokenizer belongs to the model: same vocabulary size and padding id, real words known."""
-    # transformers 5 falls back silently to a few special tokens when it cannot use the files.
-    if len(tokenizer) != xlmr.vocab_size:
+    """The tokenizer belongs to the model: same vocabulary and padding id, each text wrapped in
+    <s> ... </s> (the published pooling averages over them too), real words known."""
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    if size != xlmr.vocab_size:
         raise MultilingualLoadError(
-            f"the tokenizer in {folder} has {len(tokenizer)} tokens but the model's embedding has "
+            f"the tokenizer in {folder} has {size} tokens but the model's embedding has "
             f"{xlmr.vocab_size}: they do not belong together (or tokenizer.json is not XLM-R's)"
         )
-    if tokenizer.pad_token_id != xlmr.pad_token_id:
+    specials = [tokenizer.token_to_id(token) for token in ("<s>", "<pad>", "</s>", "<unk>")]
+    if specials != [xlmr.bos_token_id, xlmr.pad_token_id, xlmr.eos_token_id, 3]:
         raise MultilingualLoadError(
-            f"the tokenizer in {folder} pads with id {tokenizer.pad_token_id}, XLM-R with {xlmr.pad_token_id}"
+            f"the tokenizer in {folder} numbers <s>, <pad>, </s>, <unk> as {specials}, XLM-R as [0, 1, 2, 3]"
         )
-    probe = tokenizer("photo фото", add_special_tokens=False)["input_ids"]
-    if not probe or all(token == tokenizer.unk_token_id for token in probe):
+    if tokenizer.encode("").ids != [xlmr.bos_token_id, xlmr.eos_token_id]:
+        raise MultilingualLoadError(f"the tokenizer in {folder} does not wrap each text in <s> ... </s>")
+    probe = tokenizer.encode("photo фото", add_special_tokens=False).ids
+    if not probe or all(token == specials[3] for token in probe):
         raise MultilingualLoadError(f"the tokenizer in {folder} maps every word to <unk>")
-
-
-def _untruncated_copy(tokenizer: Any) -> Any:
-    """A copy of the tokenizer's backend that never truncates nor pads (for counting tokens, off the
-    model thread: the original's settings change with each call)."""
-    from tokenizers import Tokenizer
-
-    counter = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    counter.no_truncation()
-    counter.no_padding()
-    return counter
 
 
 @contextlib.contextmanager
