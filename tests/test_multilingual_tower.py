@@ -196,8 +196,11 @@ def test_packed_linears_keep_the_answers(tiny: TinyMClip, precision: str) -> Non
     packed = MultilingualTextTower(str(tiny.folder), device="cpu", precision=precision)
     plain = MultilingualTextTower(str(tiny.folder), device="cpu", precision=precision, pack=False)
     count = sum(type(m) is PackedLinear for m in packed.torch_module().modules())
-    # Six Linear layers per layer (q, k, v, attention output, intermediate, output) when the CPU packs.
-    assert count == (12 if packing_works(dtype) else 0)
+    if not packing_works(dtype):
+        assert count == 0  # plain Linear layers kept
+        pytest.skip(f"this CPU cannot pack {dtype} weights")
+    # Six Linear layers per layer: q, k, v, attention output, intermediate, output.
+    assert count == 12
     assert not any(type(m) is PackedLinear for m in plain.torch_module().modules())
     tolerance = 1e-6 if precision == "fp32" else 1e-2
     np.testing.assert_allclose(packed.encode_texts(TEXTS), plain.encode_texts(TEXTS), atol=tolerance)
