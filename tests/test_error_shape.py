@@ -37,8 +37,8 @@ from api.error_body import CONTENT_TYPE, error_body  # noqa: E402
 from api.errors import ApiError, register_error_handlers  # noqa: E402
 from api.gunicorn_errors import FALLBACK, GUNICORN_ERRORS, error_response_bytes  # noqa: E402
 from api.web import register_web  # noqa: E402
+from devtools.live_server import LiveServer, free_port  # noqa: E402
 from tests.api_helpers import assert_error  # noqa: E402
-from tests.live_server import LiveServer, free_port  # noqa: E402
 from tests.nginx_support import NativeNginx, StubApi, needs_nginx, session, template_text  # noqa: E402
 
 pytest_plugins = ["tests.api_helpers", "tests.nginx_support"]

@@ -286,7 +286,7 @@ def test_each_worker_gets_its_share_of_the_cores(
     tmp_path: Path, values: dict[str, str], workers: int
 ) -> None:
     """The hand-off for real: the workers' own Settings read TORCH_THREADS = cores / workers."""
-    from tests.live_server import free_port
+    from devtools.live_server import free_port
 
     (tmp_path / "echo_app.py").write_text(ECHO_APP, encoding="utf-8")
     port = free_port()
