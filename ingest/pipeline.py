@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from core.classes import load_classes
 from core.encoder import ClipEncoder
 from core.ids import image_point_id, sha256_hex
 from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
 from core.settings import Settings
 from core.store.base import IMAGES, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
-from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
+from core.zero_shot import ZeroShotClassifier, classifier_spec
 from ingest.attribution import attribution_for
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 from ingest.scan import scan
@@ -120,18 +119,19 @@ def relative_path(path: Path, images_dir: Path) -> str:
 def prepare_classifier(
     settings: Settings, encoder: ClipEncoder, store: VectorStore
 ) -> tuple[ZeroShotClassifier, str, bool]:
-    """The classifier for the current classes file; rebuilt and stored when prompts or model changed.
+    """The classifier for the current classes file and "none of these" threshold; rebuilt and stored when
+    prompts, distractors, threshold or model changed.
 
     Returns (classifier, fingerprint, changed)."""
-    classes = load_classes(settings.classes_file)
-    fingerprint = prompts_fingerprint(classes, encoder.identity.model)
+    spec = classifier_spec(settings.classes_file, settings.data_dir, encoder.identity.model)
+    fingerprint = spec.fingerprint()
     meta = encoder.identity.as_meta()
     store.ensure_collection("prompts", meta)
     if ZeroShotClassifier.stored_fingerprint(store) == fingerprint:
         stored = ZeroShotClassifier.load(store)
         if stored is not None:
             return stored, fingerprint, False
-    classifier = ZeroShotClassifier.from_prompts(classes, encoder, encoder.logit_scale)
+    classifier = ZeroShotClassifier.from_spec(spec, encoder, encoder.logit_scale)
     classifier.save(store, meta, fingerprint)
     return classifier, fingerprint, True
 
