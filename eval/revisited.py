@@ -18,10 +18,12 @@ Where this differs from revisitop, only for inputs revisitop never gets: ranking
 positive not retrieved adds nothing to AP; when no positive is retrieved P@k is 0, where revisitop's
 `max(pos)` would fail), and a setup in which no query has positives has mean NaN.
 
-MIEB (the benchmark behind the published 0.39 / 0.22 ROxford figures for CLIP ViT-L/14) does not follow
-these junk rules: it scores preprocessed copies of the datasets with its generic retrieval evaluator
-(mAP@1000 with step-wise AP over its relevance files), and its Easy P@1 below its Medium P@1 shows that hard
-images are not junk there. Numbers from this module are comparable with the paper's, not MIEB's.
+MIEB (the benchmark behind the published ROxford Medium / Hard mAP 0.39 / 0.22 and RParis 0.64 / 0.43 for
+CLIP ViT-L/14) does not follow these junk rules: its tasks (`ROxfordEasyI2IRetrieval`, ...) score
+preprocessed copies of the datasets (`JamieSJS/r-oxford-easy`, ...) with its generic any-to-any retrieval
+evaluator, which reports mAP@1000, P@k and nDCG@10 over its own relevance lists, and its Easy P@1 (0.757)
+below its Medium P@1 (0.843) cannot happen when hard images are junk under Easy. Numbers from this module
+are comparable with the paper's and revisitop's, not with MIEB's.
 """
 
 from __future__ import annotations
