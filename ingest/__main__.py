@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from core.calibration import CalibrationFileError
 from core.classes import ClassesFileError
 from core.images import is_image_name
 from core.settings import Settings, load_settings
@@ -106,7 +107,7 @@ def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace
     except CollectionMismatch as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except ClassesFileError as err:
+    except (ClassesFileError, CalibrationFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except StoreUnavailable as err:

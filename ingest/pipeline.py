@@ -20,15 +20,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from core.classes import load_classes
 from core.ids import image_point_id, sha256_hex
 from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel
 from core.payload import (
     LABELS_VERSION_KEY,
     ImagePayload,
-    ScoredClass,
-    label_fields,
     library_file,
     path_fields,
     stored_path,
@@ -36,7 +33,7 @@ from core.payload import (
 from core.settings import Settings
 from core.store.base import IMAGES, PROMPTS, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
-from core.zero_shot import Classification, ZeroShotClassifier, prompts_fingerprint
+from core.zero_shot import ZeroShotClassifier, classifier_spec
 from ingest.attribution import attribution_for
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 from ingest.scan import scan
@@ -120,18 +117,19 @@ class _Decoded:
 def prepare_classifier(
     settings: Settings, encoder: ClipModel, store: VectorStore
 ) -> tuple[ZeroShotClassifier, str, bool]:
-    """The classifier for the current classes file; rebuilt and stored when prompts or model changed.
+    """The classifier for the current classes file and "none of these" threshold; rebuilt and stored when
+    prompts, distractors, threshold or model changed.
 
     Returns (classifier, fingerprint, changed)."""
-    classes = load_classes(settings.classes_file)
-    fingerprint = prompts_fingerprint(classes, encoder.identity.model)
+    spec = classifier_spec(settings.classes_file, settings.data_dir, encoder.identity.model)
+    fingerprint = spec.fingerprint()
     meta = encoder.identity.as_meta()
     store.ensure_collection(PROMPTS, meta)
     if ZeroShotClassifier.stored_fingerprint(store) == fingerprint:
         stored = ZeroShotClassifier.load(store)
         if stored is not None:
             return stored, fingerprint, False
-    classifier = ZeroShotClassifier.from_prompts(classes, encoder.text, encoder.logit_scale)
+    classifier = ZeroShotClassifier.from_spec(spec, encoder.text, encoder.logit_scale)
     classifier.save(store, meta, fingerprint)
     return classifier, fingerprint, True
 
@@ -354,7 +352,7 @@ def _write_batch(
             format=decoded.format,
             attribution=attribution_for(candidate.path),
             ingested_at=now,
-        ).to_stored() | labelled(labels, fingerprint)
+        ).to_stored() | labels.payload_fields(fingerprint)
         points.append(PointRecord(id=candidate.point_id, vector=vector, payload=payload))
     store.upsert(IMAGES, points)
 
@@ -376,14 +374,8 @@ def relabel_stale(
             continue
         vectors = np.stack([p.vector for p in points if p.vector is not None])
         for point, labels in zip(points, classifier.classify(vectors), strict=True):
-            store.set_payload(IMAGES, point.id, labelled(labels, fingerprint))
+            store.set_payload(IMAGES, point.id, labels.payload_fields(fingerprint))
             relabelled += 1
         bar.update(len(points))
     bar.close()
     return relabelled
-
-
-def labelled(classification: Classification, fingerprint: str) -> dict[str, Any]:
-    """The payload fields a classification writes: class, confidence, top 3 and the prompts' version."""
-    top3 = [ScoredClass(s.cls.id, round(s.confidence, 6)) for s in classification.top3]
-    return label_fields(classification.best.cls.id, classification.best.confidence, top3, fingerprint)

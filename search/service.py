@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from core.classes import LandmarkClass, load_classes
+from core.classes import LandmarkClass
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel, load_clip
@@ -30,7 +30,7 @@ from core.settings import Settings
 from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
 from core.store.base import check_meta
 from core.thumbnails import thumb_path, write_thumb
-from core.zero_shot import ZeroShotClassifier
+from core.zero_shot import ZeroShotClassifier, classifier_spec
 from search import results
 from search.cache import QueryCache
 from search.errors import (
@@ -204,8 +204,10 @@ class SearchService:
                 encoder, store = self.require_ready()
                 stored = ZeroShotClassifier.load(store)
                 if stored is None:
-                    classes = load_classes(self.settings.classes_file)
-                    stored = ZeroShotClassifier.from_prompts(classes, encoder.text, encoder.logit_scale)
+                    spec = classifier_spec(
+                        self.settings.classes_file, self.settings.data_dir, encoder.identity.model
+                    )
+                    stored = ZeroShotClassifier.from_spec(spec, encoder.text, encoder.logit_scale)
                 self._classifier = stored
             return self._classifier
 
@@ -296,7 +298,7 @@ class SearchService:
         vector = encoder.image.encode_images([decoded])
         best = self.classifier().classify(vector)[0]
         return results.ClassifyAnswer(
-            label=results.ClassLabel.of(best.best.cls, best.best.cls.id),
+            label=results.ClassLabel.of(best.label, best.label.id),
             confidence=round(best.best.confidence, 6),
             top3=[results.scored(s.cls, s.cls.id, round(s.confidence, 6)) for s in best.top3],
             took_ms=_ms_since(started),

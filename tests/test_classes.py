@@ -1,5 +1,6 @@
-"""The classes file (core/classes.py, core/classes.yaml): the shipped classes are DESIGN.md's 8, and a
-malformed file is refused with a message that says where."""
+"""The classes file (core/classes.py, core/classes.yaml): the shipped classes are DESIGN.md's 8, the
+distractors ("none of these") are apart from them, and a malformed file is refused with a message that says
+where."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from core.classes import ClassesFileError, LandmarkClass, load_classes
+from core.classes import (
+    OTHER,
+    ClassesFileError,
+    Distractor,
+    LandmarkClass,
+    load_classes,
+    load_classes_file,
+    load_distractors,
+)
 from core.settings import Settings
 
 SHIPPED = Path(Settings.model_fields["classes_file"].default)
@@ -41,6 +50,46 @@ def test_shipped_classes_are_the_designs_eight() -> None:
 def test_shipped_prompts_are_not_shared_between_classes() -> None:
     prompts = [p for c in load_classes(SHIPPED) for p in c.prompts]
     assert len(prompts) == len(set(prompts))
+
+
+SHIPPED_DISTRACTORS = {"people", "food", "animals", "rooms", "documents", "screenshots", "text", "vehicles"}
+
+
+def test_shipped_distractors_cover_the_usual_non_landmark_photos() -> None:
+    distractors = load_distractors(SHIPPED)
+    ids = [d.id for d in distractors]
+    assert set(ids) >= SHIPPED_DISTRACTORS
+    assert len(ids) == len(set(ids))
+    class_ids = {c.id for c in load_classes(SHIPPED)}
+    class_prompts = {p for c in load_classes(SHIPPED) for p in c.prompts}
+    assert not class_ids & set(ids) and OTHER.id not in class_ids | set(ids)
+    for distractor in distractors:
+        assert len(distractor.prompts) >= 3
+        assert all(p == p.strip() and p.isascii() for p in distractor.prompts)
+        assert not class_prompts & set(distractor.prompts), distractor.id
+
+
+def test_the_other_answer_has_both_names() -> None:
+    assert OTHER.label() == {"id": "other", "name": "None of these", "name_ru": "Ничего из этого"}
+    assert CYRILLIC.match(OTHER.name_ru)
+
+
+def test_a_file_without_distractors_has_none(tmp_path: Path) -> None:
+    path = write(tmp_path, "classes:\n  - id: a\n    name: A\n    prompts: [x]\n")
+    assert load_distractors(path) == []
+    assert load_classes_file(path).classes == load_classes(path)
+
+
+def test_distractors_load_stripped(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "classes:\n  - id: a\n    name: A\n    prompts: [x]\n"
+        "distractors:\n  - id: cats\n    prompts: [' a cat ', a kitten]\n  - id: food\n    prompts: [soup]\n",
+    )
+    assert load_distractors(path) == [
+        Distractor("cats", ("a cat", "a kitten")),
+        Distractor("food", ("soup",)),
+    ]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -84,6 +133,35 @@ BAD_FILES = {
     "blank name": (
         "classes:\n  - id: a\n    name: ' '\n    prompts: [x]\n",
         "class #1 (a): 'name' is required",
+    ),
+    "class named other": (
+        "classes:\n  - id: other\n    name: O\n    prompts: [x]\n",
+        "class #1: the id 'other' is reserved",
+    ),
+    "distractors not a list": ("classes:\n" + GOOD + "distractors: cats\n", "'distractors' must be a list"),
+    "distractor not a mapping": (
+        "classes:\n" + GOOD + "distractors: [cats]\n",
+        "distractor #1: expected a mapping",
+    ),
+    "distractor without id": (
+        "classes:\n" + GOOD + "distractors:\n  - prompts: [x]\n",
+        "distractor #1: 'id' must be",
+    ),
+    "distractor named other": (
+        "classes:\n" + GOOD + "distractors:\n  - id: other\n    prompts: [x]\n",
+        "distractor #1: the id 'other' is reserved",
+    ),
+    "distractor with a class's id": (
+        "classes:\n" + GOOD + "distractors:\n  - id: a\n    prompts: [x]\n",
+        "distractor #1: duplicate id 'a'",
+    ),
+    "duplicate distractor": (
+        "classes:\n" + GOOD + "distractors:\n  - id: c\n    prompts: [x]\n  - id: c\n    prompts: [y]\n",
+        "distractor #2: duplicate id 'c'",
+    ),
+    "distractor without prompts": (
+        "classes:\n" + GOOD + "distractors:\n  - id: c\n    prompts: []\n",
+        "distractor #1 (c): 'prompts' must be",
     ),
 }
 

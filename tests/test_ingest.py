@@ -19,14 +19,14 @@ import torch
 import yaml
 from PIL import Image
 
-from core.classes import load_classes
+from core.classes import load_classes, load_distractors
 from core.ids import image_point_id, sha256_hex
 from core.images import decode_image
 from core.model import ClipModel
 from core.settings import Settings
 from core.store import IMAGES, PROMPTS, CollectionMismatch, VectorStore, open_store
 from core.thumbnails import thumb_path
-from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
+from core.zero_shot import ZeroShotClassifier, classifier_spec
 from devtools.tiny_clip import build_tiny_clip
 from ingest.pipeline import IngestReport, run_ingest
 from tests import image_factory
@@ -167,7 +167,9 @@ def test_payloads_are_complete(
     settings: Settings, encoder: ClipModel, store: VectorStore, library: dict[str, int]
 ) -> None:
     ingest(settings, encoder, store)
-    fingerprint = prompts_fingerprint(load_classes(settings.classes_file), encoder.identity.model)
+    fingerprint = classifier_spec(
+        settings.classes_file, settings.data_dir, encoder.identity.model
+    ).fingerprint()
     points = {p.id: p for p in store.scroll(IMAGES, with_vectors=True)}
     assert len(points) == 12
     paths = set()
@@ -214,8 +216,9 @@ def test_payloads_are_complete(
     assert classifier is not None and [c.id for c in classifier.classes] == [
         c.id for c in load_classes(settings.classes_file)
     ]
-    assert classifier.classify(stored.vector)[0].best.cls.id == stored.payload["label"]  # type: ignore[arg-type]
-    assert store.count(PROMPTS) == 8
+    assert classifier.classify(stored.vector)[0].label.id == stored.payload["label"]  # type: ignore[arg-type]
+    assert [d.id for d in classifier.distractors] == [d.id for d in load_distractors(settings.classes_file)]
+    assert store.count(PROMPTS) == 8 + len(classifier.distractors)
 
 
 def test_thumbnails_are_written_once(
@@ -367,7 +370,7 @@ def test_edited_prompts_relabel_without_encoding(
     report = ingest(new_settings, encoder, store)
     assert counter.calls == 0
     assert report.new == 0 and report.relabelled == 12
-    fingerprint = prompts_fingerprint(load_classes(edited), encoder.identity.model)
+    fingerprint = classifier_spec(edited, settings.data_dir, encoder.identity.model).fingerprint()
     assert fingerprint != old_fingerprint
     kept_ids = {entry["id"] for entry in kept}
     classifier = ZeroShotClassifier.load(store)
@@ -377,7 +380,7 @@ def test_edited_prompts_relabel_without_encoding(
         assert point.payload["labels_version"] == fingerprint
         assert point.payload["label"] in kept_ids
         assert {t["id"] for t in point.payload["top3"]} == kept_ids
-        assert classifier.classify(point.vector)[0].best.cls.id == point.payload["label"]  # type: ignore[arg-type]
+        assert classifier.classify(point.vector)[0].label.id == point.payload["label"]  # type: ignore[arg-type]
 
     again = ingest(new_settings, encoder, store)
     assert again.relabelled == 0 and counter.calls == 0
@@ -408,7 +411,7 @@ def test_another_model_is_refused_until_recreate(
     assert store.collection_meta(PROMPTS)["dim"] == 24  # type: ignore[index]
     vectors = [p.vector for p in store.scroll(IMAGES, with_vectors=True)]
     assert all(v is not None and v.shape == (24,) for v in vectors)
-    assert store.count(PROMPTS) == 8
+    assert store.count(PROMPTS) == 8 + len(load_distractors(settings.classes_file))
     # And now the first model is the one refused.
     with pytest.raises(CollectionMismatch):
         ingest(settings, encoder, store)
