@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+from PIL import Image
 
 from core.classes import LandmarkClass
 from core.ids import canonical_point_id
@@ -372,7 +373,7 @@ class SearchService:
             limits={"max_upload_mb": settings.max_upload_mb, "max_k": MAX_K, "default_k": DEFAULT_K},
         )
 
-    def _decode_upload(self, data: bytes, min_side: int) -> Any:
+    def _decode_upload(self, data: bytes, min_side: int) -> Image.Image:
         """An uploaded photo decoded to RGB, shrunk while decoding to what the model needs."""
         try:
             return decode_image(data, self.settings.max_image_pixels, min_side=min_side).image
