@@ -10,6 +10,7 @@ from typing import IO
 from flask import Flask, Request, Response, g, request
 
 from api.errors import register_error_handlers
+from api.metrics import register_metrics
 from api.openapi import Api, openapi_config
 from api.routes import admin, classify, files, images, search, status
 from api.web import register_web
@@ -68,6 +69,7 @@ def create_app(
     for module in (search, images, classify, status, files, admin):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
+    register_metrics(app)
     register_web(app)
 
     @app.before_request

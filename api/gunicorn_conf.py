@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import gunicorn.util
 
@@ -35,6 +37,23 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no acce
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 limit_request_line = 8190
+
+# Metrics (api/metrics.py): each worker writes its values to files in this folder, and a scrape adds up
+# those of every worker. Set here, in the master, before any worker imports prometheus_client; a fresh
+# folder per start, or the operator's own one emptied, so no old values are counted.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    for _old in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        _old.unlink()
+else:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wonders-metrics-")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended: its live gauges (queue depth, running jobs) stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
 
 if not os.environ.get("TORCH_THREADS"):
     os.environ["TORCH_THREADS"] = str(max(1, _cores // workers))
