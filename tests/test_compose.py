@@ -142,7 +142,8 @@ def test_compose_config_validates_with_an_api_key(
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
     services = rendered["services"]
-    assert set(services) == {"qdrant", "api", "web", "ingest"}
+    # The opt-in prometheus (profile "metrics") shows with compose tools that ignore profiles in `config`.
+    assert set(services) - {"prometheus"} == {"qdrant", "api", "web", "ingest"}
     assert services["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"] == "test-key-not-secret"
     for name in APP_SERVICES:
         assert services[name]["environment"]["QDRANT_API_KEY"] == "test-key-not-secret"
@@ -168,7 +169,8 @@ def test_compose_config_refuses_without_an_api_key(tool: tuple[str, ...], tmp_pa
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"qdrant", "api", "web", "ingest"}
+    # prometheus is opt-in (profile "metrics"), checked by tests/test_metrics_deploy.py.
+    assert set(compose["services"]) == {"qdrant", "api", "web", "ingest", "prometheus"}
     assert "version" not in compose  # obsolete in the compose specification, and warned about
 
 

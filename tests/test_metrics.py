@@ -200,3 +200,34 @@ def test_two_gunicorn_workers_add_up(tmp_path: Path, tiny_model_dir: Path) -> No
         assert len(live_gauges) <= 2, f"dead workers' live gauges remain: {sorted(live_gauges)}"
     finally:
         server.stop()
+
+
+def test_ingest_progress_in_the_service(make_settings: Any, encoder: Any) -> None:
+    """An ingest handed to the service shows how far it got, and its run is counted."""
+    from api.factory import create_app
+    from core.store import open_store
+    from tests.image_factory import write
+
+    settings = make_settings()
+    for i in range(3):
+        write(settings.images_dir / f"p{i}.jpg", jpeg_bytes(photo(300 + i, (96, 64))))
+    store = open_store(settings)
+    try:
+        app = create_app(settings, encoder, store)
+        client = app.test_client()
+        before = scrape(client)
+        job = app.extensions["wonders_ingest"]
+        assert job.start([], recreate=False)
+        job.wait(120)
+        assert job.status()["state"] == "done", job.status()
+        after = scrape(client)
+        assert value(after, "wonders_job_done_items", job="ingest") == 3
+        assert value(after, "wonders_job_total_items", job="ingest") == 3
+        assert value(after, "wonders_job_running", job="ingest") == 0
+        runs = {"job": "ingest", "outcome": "done"}
+        assert value(after, "wonders_job_runs_total", **runs) - value(
+            before, "wonders_job_runs_total", **runs
+        ) == pytest.approx(1)
+        assert value(after, "wonders_store_points", collection="images") == 3
+    finally:
+        store.close()
