@@ -18,6 +18,7 @@ from core.model import ClipModel
 from core.settings import Settings, load_settings
 from core.store import VectorStore
 from ingest.job import IngestJob
+from ops.jobs import OpsJob
 from search import SearchService
 
 API_VERSION = "1.0"
@@ -64,6 +65,7 @@ def create_app(
     service = SearchService(settings, encoder=encoder, store=store)
     app.extensions["wonders"] = service
     app.extensions["wonders_ingest"] = IngestJob(service)
+    app.extensions["wonders_ops"] = OpsJob(service)
 
     api = Api(app)
     for module in (search, images, classify, status, files, admin):

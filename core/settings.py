@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(512, ge=0, description="text queries whose vectors are cached")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log verbosity")
 
+    # Operations (issue 18): backups. Metrics need no setting (GET /metrics, loopback and compose network);
+    # gunicorn sets PROMETHEUS_MULTIPROC_DIR itself. Re-indexing takes its model from `make reindex`.
+    backup_dir: Path = Field(Path("backups"), description="where `make backup` writes its archives")
+
     @field_validator("qdrant_url", "qdrant_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -105,14 +105,16 @@ class ZeroShotClassifier:
         """The class with this id, if any."""
         return next((c for c in self.classes if c.id == class_id), None)
 
-    def save(self, store: VectorStore, meta: dict[str, Any], fingerprint: str) -> None:
-        """Write the class vectors to the `prompts` collection (replacing what was there)."""
-        store.ensure_collection(PROMPTS, meta)
+    def save(
+        self, store: VectorStore, meta: dict[str, Any], fingerprint: str, collection: str = PROMPTS
+    ) -> None:
+        """Write the class vectors to the `prompts` collection, or another (replacing what was there)."""
+        store.ensure_collection(collection, meta)
         wanted = {class_point_id(c.id) for c in self.classes}
-        stale = [p.id for p in store.scroll(PROMPTS) if p.id not in wanted]
-        store.delete(PROMPTS, stale)
+        stale = [p.id for p in store.scroll(collection) if p.id not in wanted]
+        store.delete(collection, stale)
         store.upsert(
-            PROMPTS,
+            collection,
             [
                 PointRecord(
                     id=class_point_id(c.id),

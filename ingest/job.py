@@ -80,6 +80,6 @@ class IngestJob:
         except Exception as err:  # reported to the CLI that asked
             log.exception("ingest in the service failed")
             final = {"state": "failed", "error": f"{type(err).__name__}: {err}"}
-        metrics.job_ended("ingest", final["state"])
+        metrics.job_ended("ingest", str(final["state"]))
         with self._lock:
             self._state.update(final)

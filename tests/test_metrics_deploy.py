@@ -64,12 +64,12 @@ def exported() -> dict[str, set[str]]:
 def declared_labels() -> dict[str, set[str]]:
     """The label names of every wonders metric, from the definitions (children may not exist yet)."""
     labels: dict[str, set[str]] = {}
-    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - the registry has no public list
+    for collector in list(REGISTRY._collector_to_names):  # the registry has no public list
         names = getattr(collector, "_labelnames", None)
         if names is None or not getattr(collector, "_name", "").startswith("wonders_"):
             continue
-        base = collector._name  # noqa: SLF001
-        kind = collector._type  # noqa: SLF001
+        base = collector._name
+        kind = collector._type
         suffixes = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("_total",)}.get(kind, ("",))
         for suffix in suffixes:
             labels[base + suffix] = set(names) | ({"le"} if suffix == "_bucket" else set())
@@ -167,7 +167,7 @@ def test_nginx_template_answers_metrics_itself() -> None:
 
 
 @needs_nginx
-def test_nginx_never_forwards_metrics(nginx_stub: NativeNginx, stub_api: StubApi) -> None:
+def test_nginx_never_forwards_metrics(nginx_stub: NativeNginx, stub_api: StubApi) -> None:  # noqa: F811
     s = session()
     for path in ("/metrics", "/metrics?x=1"):
         response = s.get(f"{nginx_stub.url}{path}")
