@@ -6,6 +6,7 @@ Layout:
     collections/<name>/meta.json      what `ensure_collection` records (model, dim, image_size)
     collections/<name>/points.jsonl   one point a line: id, payload, vector (float32 bytes, base64)
     data/<path>                       the data folder's files, shards excepted
+    snapshots/<name>.snapshot         with a Qdrant server: its own snapshot of each collection
 
 Points are exported through the store interface (scroll), not as shard files: a running service keeps its
 embedded shard open (and a shard copied mid-write is not a shard), an export of points is consistent point
@@ -50,6 +51,7 @@ class Manifest:
     collections: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {meta, points}
     files: int = 0
     format: int = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. "snapshots" (ops/snapshots.py)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -59,6 +61,7 @@ class Manifest:
             "store": self.store,
             "collections": self.collections,
             "files": self.files,
+            **self.extra,
         }
 
 
@@ -163,7 +166,22 @@ class ArchiveReader:
             store=str(data["store"]),
             collections=dict(data["collections"]),
             files=int(data["files"]),
+            extra={
+                k: v
+                for k, v in data.items()
+                if k not in ("format", "created_at", "store", "collections", "files")
+            },
         )
+
+    def member(self, name: str) -> IO[bytes]:
+        """One member's content, by name."""
+        try:
+            source = self._tar.extractfile(name)
+        except KeyError:
+            source = None
+        if source is None:
+            raise ArchiveError(f"{self.path} lacks {name}")
+        return source
 
     def points(self, name: str) -> Iterator[PointRecord]:
         """The points of one collection, as written."""

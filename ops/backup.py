@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.settings import Settings, load_settings
 from core.store import IMAGES, PROMPTS, StoreUnavailable, VectorStore, open_store
+from core.store.server import ServerStore
 from ops.archive import DATA_DIR, ArchiveWriter, Manifest
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ def write_backup(
             writer.add_bytes(f"collections/{name}/meta.json", _json(meta))
             points = writer.add_points(name, store.scroll(name, with_vectors=True), step)
             manifest.collections[name] = {"meta": meta, "points": points}
+        if isinstance(store, ServerStore):
+            from ops.snapshots import add_snapshots
+
+            names = list(manifest.collections)
+            manifest.extra["snapshots"] = add_snapshots(store, names, writer, settings.qdrant_api_key)
         files = data_files(settings, archive)
         for index, path in enumerate(files, 1):
             relative = path.relative_to(settings.data_dir).as_posix()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core.settings import Settings, load_settings
 from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
+from core.store.server import ServerStore
 from ops.archive import ArchiveError, ArchiveReader, Manifest
 from ops.backup import NOT_BACKED_UP
 
@@ -39,11 +40,17 @@ def restore_backup(settings: Settings, store: VectorStore, archive: Path, force:
                 f"the store already holds {existing} photos; restoring replaces them: add --force "
                 "(make restore ARCHIVE=... ARGS=--force)"
             )
+        from_snapshots: list[str] = []
+        if isinstance(store, ServerStore) and reader.manifest.extra.get("snapshots", {}).get("collections"):
+            from ops.snapshots import restore_snapshots
+
+            from_snapshots = restore_snapshots(store, reader, settings.qdrant_api_key)
         for name, info in reader.manifest.collections.items():
-            store.ensure_collection(name, dict(info["meta"]), recreate=True)
-            points = reader.points(name)
-            while batch := list(itertools.islice(points, BATCH)):
-                store.upsert(name, batch)
+            if name not in from_snapshots:
+                store.ensure_collection(name, dict(info["meta"]), recreate=True)
+                points = reader.points(name)
+                while batch := list(itertools.islice(points, BATCH)):
+                    store.upsert(name, batch)
             if store.count(name) != int(info["points"]):
                 raise ArchiveError(
                     f"'{name}' holds {store.count(name)} points after the restore, not {info['points']}"
