@@ -280,7 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     store = open_store(settings)
     try:
         store.ping()
-        encoder = load_model(settings, args.model)
+        try:
+            encoder = load_model(settings, args.model)
+        except OSError as err:
+            print(f"error: cannot load the model {args.model!r}: {err}", file=sys.stderr)
+            return 1
         report = reindex(settings, store, encoder, batch_size, None if args.quiet else _print_progress)
     except NothingToDo as err:
         print(str(err))
