@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -44,8 +45,10 @@ limit_request_line = 8190
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     for _old in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
         _old.unlink()
+    _own_metrics_dir = None
 else:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wonders-metrics-")
+    _own_metrics_dir = tempfile.mkdtemp(prefix="wonders-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -53,6 +56,12 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """gunicorn stops: the metrics folder it made goes too."""
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
 if not os.environ.get("TORCH_THREADS"):

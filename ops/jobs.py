@@ -98,6 +98,23 @@ def reindex_work(service: SearchService, model: str, batch_size: int) -> Work:
             )
         except NothingToDo as err:
             return str(err)
+        release_old_model()
         return report.summary()
 
     return work
+
+
+def release_old_model() -> None:
+    """Free the model the service switched away from. It was loaded before `gc.freeze()` (see
+    `search.service.settle_loaded_objects`), where the collector never looks: unfreeze, collect, and
+    freeze what is left again, then hand the freed memory back to the system."""
+    import gc
+
+    from core.model import release_freed_memory
+    from search.service import settle_loaded_objects
+
+    if gc.get_freeze_count() == 0:  # nothing was frozen (not a service that settled its objects)
+        return
+    gc.unfreeze()
+    settle_loaded_objects()
+    release_freed_memory()

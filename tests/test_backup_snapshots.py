@@ -33,6 +33,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Local mode performs exact"),
     pytest.mark.filterwarnings("ignore:Failed to obtain server version"),
     pytest.mark.filterwarnings("ignore:Qdrant client version"),
+    pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection"),
 ]
 
 SNAPSHOT_BYTES = b"QDRANT-SNAPSHOT\x00" + bytes(range(256)) * 64
