@@ -254,3 +254,37 @@ def test_the_server_store_swaps_an_alias(
     assert store.list_collections() == sorted(
         target_name(n, encoder.model_name, 16) for n in (IMAGES, PROMPTS)
     )
+
+
+@pytest.mark.slow
+def test_make_reindex_hands_the_work_to_the_running_service(
+    make_settings: Any,
+    encoder: ClipModel,
+    second_model_dir: Path,
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The real thing: gunicorn serving, `python -m ops.reindex` handing its work over, the service then
+    answering with the new model without a restart."""
+    import requests
+
+    from devtools.live_server import start_gunicorn
+
+    settings = make_settings()
+    store = open_store(settings)
+    ingest_library(settings, encoder, store, 5)
+    store.close()
+    server = start_gunicorn({**subprocess_env, "TORCH_THREADS": "1"}, tmp_path / "gunicorn.log")
+    try:
+        env = {**subprocess_env, "PORT": str(server.port)}
+        handed = run(["-m", "ops.reindex", "--model", str(second_model_dir), "--quiet"], env)
+        assert handed.returncode == 0, handed.stderr + handed.stdout + server.log()
+        assert "handing the re-index to it" in handed.stdout
+        assert "switched" in handed.stdout
+        stats = requests.get(f"{server.url}/api/stats", timeout=30).json()
+        assert (stats["model"], stats["dim"], stats["points"]) == (str(second_model_dir), 24, 5)
+        assert requests.get(f"{server.url}/api/search", params={"q": "a lake"}, timeout=30).status_code == 200
+        metrics = requests.get(f"{server.url}/metrics", timeout=30).text
+        assert 'wonders_job_runs_total{job="reindex",outcome="done"} 1.0' in metrics
+    finally:
+        server.stop()
