@@ -69,6 +69,9 @@ WORKDIR /app
 COPY core/ core/
 COPY ingest/ ingest/
 COPY api/ api/
+COPY search/ search/
+COPY eval/ eval/
+COPY ops/ ops/
 RUN python -m compileall -q core ingest api
 
 USER wonders:wonders

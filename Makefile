@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run serve ingest crosscheck test lint bench bench-full dataset up down logs clean
+.PHONY: setup run serve ingest crosscheck test lint bench bench-full dataset up down logs clean \
+	backup restore reindex up-metrics
 
 # The virtual environment, rebuilt when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -35,6 +36,30 @@ ingest: ## make new photos in images/ searchable, without restarting the service
 		$(MAKE) --no-print-directory setup && $(PY) -m ingest $(ARGS); \
 	fi
 
+# Operations (README: "Metrics", "Backups", "Re-indexing with another model"). Like `make ingest`: in the
+# compose stack's ingest container when it is up (archives then go to the app_data volume, /data/backups),
+# else here, where a running `make run` service takes the work over.
+STACK_UP = command -v docker >/dev/null 2>&1 && $(COMPOSE) ps --services --filter status=running 2>/dev/null | grep -qx api
+
+backup: ## one archive of everything a restore needs, while the service runs (ARGS="--archive PATH")
+	@if $(STACK_UP); then \
+		$(COMPOSE) run --rm -e BACKUP_DIR=/data/backups --entrypoint python ingest -m ops.backup $(ARGS); \
+	else \
+		$(MAKE) --no-print-directory setup && $(PY) -m ops.backup $(ARGS); \
+	fi
+
+restore: ## bring a backup back, service stopped: make restore ARCHIVE=backups/wonders-....tar (ARGS=--force)
+	@test -n "$(ARCHIVE)" || { echo "usage: make restore ARCHIVE=path/to/backup.tar [ARGS=--force]"; exit 2; }
+	@$(MAKE) --no-print-directory setup && $(PY) -m ops.restore "$(ARCHIVE)" $(ARGS)
+
+reindex: ## re-encode every photo with another model, then switch: make reindex CLIP_MODEL=name-or-folder
+	@test -n "$(CLIP_MODEL)" || { echo "usage: make reindex CLIP_MODEL=<the new model>"; exit 2; }
+	@if $(STACK_UP); then \
+		$(COMPOSE) run --rm --entrypoint python ingest -m ops.reindex --model "$(CLIP_MODEL)" $(ARGS); \
+	else \
+		$(MAKE) --no-print-directory setup && $(PY) -m ops.reindex --model "$(CLIP_MODEL)" $(ARGS); \
+	fi
+
 crosscheck: setup ## rerun the FAISS cross-check of Qdrant's answers
 	$(PY) -m eval.crosscheck $(ARGS)
 
@@ -58,8 +83,11 @@ dataset: setup ## download a CC-licensed landmark library into images/
 up: ## the compose stack (Qdrant server, api, web); needs QDRANT_API_KEY in .env
 	$(COMPOSE) up -d --build
 
+up-metrics: ## the compose stack with Prometheus scraping the API (profile "metrics")
+	$(COMPOSE) --profile metrics up -d --build
+
 down:
-	$(COMPOSE) down
+	$(COMPOSE) --profile metrics down
 
 logs:
 	$(COMPOSE) logs -f --tail=100

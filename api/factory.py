@@ -10,6 +10,7 @@ from typing import IO
 from flask import Flask, Request, Response, g, request
 
 from api.errors import register_error_handlers
+from api.metrics import register_metrics
 from api.openapi import Api, openapi_config
 from api.routes import admin, classify, files, images, search, status
 from api.web import register_web
@@ -17,6 +18,7 @@ from core.model import ClipModel
 from core.settings import Settings, load_settings
 from core.store import VectorStore
 from ingest.job import IngestJob
+from ops.jobs import OpsJob
 from search import SearchService
 
 API_VERSION = "1.0"
@@ -63,11 +65,13 @@ def create_app(
     service = SearchService(settings, encoder=encoder, store=store)
     app.extensions["wonders"] = service
     app.extensions["wonders_ingest"] = IngestJob(service)
+    app.extensions["wonders_ops"] = OpsJob(service)
 
     api = Api(app)
     for module in (search, images, classify, status, files, admin):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
+    register_metrics(app)
     register_web(app)
 
     @app.before_request

@@ -9,8 +9,24 @@ encode of a ViT-L/14.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+# Metrics (api/metrics.py): each worker writes its values to files in this folder, and a scrape adds up
+# those of every worker. Set here, in the master, before anything imports prometheus_client (the `api`
+# package does: its value class is chosen at import), and so before the fork; a fresh
+# folder per start, or the operator's own one emptied, so no old values are counted.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    for _old in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        _old.unlink()
+    _own_metrics_dir = None
+else:
+    _own_metrics_dir = tempfile.mkdtemp(prefix="wonders-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api import gunicorn_errors
@@ -41,5 +57,19 @@ limit_request_line = 8190
 # Workers read their settings again after the fork (api/wsgi.py); gunicorn puts raw_env into the
 # environment before it forks them, so each one's Settings sees its share of the cores.
 raw_env = [] if _settings.torch_threads else [f"TORCH_THREADS={max(1, _cores // workers)}"]
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended: its live gauges (queue depth, running jobs) stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """gunicorn stops: the metrics folder it made goes too."""
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
 
 gunicorn_errors.install()  # in the master, before the fork

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         "https://commons.wikimedia.org/w/api.php", description="MediaWiki api.php of Wikimedia Commons"
     )
 
+    # Operations (issue 18): backups. Metrics need no setting (GET /metrics, loopback and compose network);
+    # gunicorn sets PROMETHEUS_MULTIPROC_DIR itself. Re-indexing takes its model from `make reindex`.
+    backup_dir: Path = Field(Path("backups"), description="where `make backup` writes its archives")
+
     @field_validator("qdrant_url", "qdrant_api_key", "web_concurrency", "pixabay_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

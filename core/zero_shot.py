@@ -215,9 +215,12 @@ class ZeroShotClassifier:
             return OTHER
         return next((c for c in self.classes if c.id == class_id), None)
 
-    def save(self, store: VectorStore, meta: dict[str, Any], fingerprint: str) -> None:
-        """Write the class and distractor vectors to the `prompts` collection (replacing what was there)."""
-        store.ensure_collection(PROMPTS, meta)
+    def save(
+        self, store: VectorStore, meta: dict[str, Any], fingerprint: str, collection: str = PROMPTS
+    ) -> None:
+        """Write the class and distractor vectors to the `prompts` collection, or another (replacing
+        what was there)."""
+        store.ensure_collection(collection, meta)
         common = {"fingerprint": fingerprint, "logit_scale": self.logit_scale, "threshold": self.threshold}
         points = [
             PointRecord(
@@ -248,9 +251,9 @@ class ZeroShotClassifier:
             for i, d in enumerate(self.distractors)
         ]
         wanted = {p.id for p in points}
-        stale = [p.id for p in store.scroll(PROMPTS) if p.id not in wanted]
-        store.delete(PROMPTS, stale)
-        store.upsert(PROMPTS, points)
+        stale = [p.id for p in store.scroll(collection) if p.id not in wanted]
+        store.delete(collection, stale)
+        store.upsert(collection, points)
 
     @classmethod
     def load(cls, store: VectorStore) -> ZeroShotClassifier | None:

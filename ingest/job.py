@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from core import metrics
 from eval.crosscheck import format_report, run_crosscheck, save_report
 from ingest.pipeline import run_ingest
 from search import SearchService
@@ -36,6 +37,7 @@ class IngestJob:
             if self._state.get("state") == "running":
                 return False
             self._state = {"state": "running", "phase": "starting", "done": 0, "total": 0}
+            metrics.job_started("ingest")
             self._thread = threading.Thread(
                 target=self._run, args=(paths, recreate, prune), name="wonders-ingest", daemon=True
             )
@@ -50,6 +52,7 @@ class IngestJob:
     def _progress(self, phase: str, done: int, total: int) -> None:
         with self._lock:
             self._state.update({"phase": phase, "done": done, "total": total})
+        metrics.job_progress("ingest", done, total)
 
     def _run(self, paths: list[Path], recreate: bool, prune: bool) -> None:
         service = self.service
@@ -77,5 +80,6 @@ class IngestJob:
         except Exception as err:  # reported to the CLI that asked
             log.exception("ingest in the service failed")
             final = {"state": "failed", "error": f"{type(err).__name__}: {err}"}
+        metrics.job_ended("ingest", str(final["state"]))
         with self._lock:
             self._state.update(final)

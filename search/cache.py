@@ -8,6 +8,8 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from core.metrics import QUERY_CACHE_LOOKUPS
+
 
 class QueryCache:
     """Least-recently-used vectors by key, with hit and miss counts."""
@@ -25,9 +27,11 @@ class QueryCache:
             vector = self._items.get(key)
             if vector is None:
                 self.misses += 1
+                QUERY_CACHE_LOOKUPS.labels(result="miss").inc()
                 return None
             self._items.move_to_end(key)
             self.hits += 1
+            QUERY_CACHE_LOOKUPS.labels(result="hit").inc()
             return vector
 
     def put(self, key: Hashable, vector: np.ndarray) -> None:

@@ -46,6 +46,7 @@ from search.errors import (
     UnsupportedUpload,
 )
 from search.query import DEFAULT_K, MAX_K, Query, StoredTerm, TextTerm, UploadTerm
+from search.switch import ReadWriteLock
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,16 @@ STORE_DOWN_MESSAGE = "The vector store is not reachable right now; retry soon."
 
 
 def store_calls(method: Callable[P, R]) -> Callable[P, R]:
-    """A store outage inside a verb is answered as the search layer's StoreDown."""
+    """A store outage inside a verb is answered as the search layer's StoreDown. The verb runs under the
+    service's switch lock (search/switch.py), so a model switch never happens in the middle of it."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        service = args[0]
+        assert isinstance(service, SearchService)
         try:
-            return method(*args, **kwargs)
+            with service.switching.reading():
+                return method(*args, **kwargs)
         except StoreUnavailable as err:
             log.warning("store unavailable: %s", err)
             raise StoreDown(STORE_DOWN_MESSAGE) from None
@@ -100,6 +105,7 @@ class SearchService:
         self._loader: threading.Thread | None = None
         self._mismatch: str | None = None
         self._mismatch_checked_at = float("-inf")
+        self.switching = ReadWriteLock()
 
     # -- loading and readiness ---------------------------------------------------------------------
     def load_in_background(self) -> None:
@@ -217,6 +223,15 @@ class SearchService:
         with self._classifier_lock:
             self._classifier = None
         self._mismatch_checked_at = float("-inf")
+
+    def switch_model(self, encoder: ClipModel, switch_store: Callable[[], None]) -> None:
+        """Switch to another model at once: `switch_store` (which points the collections at the ones it
+        built) runs while no verb does, then the new encoder answers, with a fresh cache and classes."""
+        with self.switching.writing():
+            switch_store()
+            self.encoder = encoder
+            self.cache = QueryCache(self.settings.query_cache_size)
+            self.reload_classifier()
 
     def class_by_id(self, class_id: str | None) -> LandmarkClass | None:
         """The class with this id, or None."""

@@ -121,7 +121,8 @@ def test_compose_config_validates_with_an_api_key(
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
     services = rendered["services"]
-    assert set(services) == {"qdrant", "api", "web", "ingest"}
+    # The opt-in prometheus (profile "metrics") shows with compose tools that ignore profiles in `config`.
+    assert set(services) - {"prometheus"} == {"qdrant", "api", "web", "ingest"}
     assert services["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"] == "test-key-not-secret"
     for name in APP_SERVICES:
         assert services[name]["environment"]["QDRANT_API_KEY"] == "test-key-not-secret"
@@ -147,7 +148,8 @@ def test_compose_config_refuses_without_an_api_key(tool: tuple[str, ...], tmp_pa
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"qdrant", "api", "web", "ingest"}
+    # prometheus is opt-in (profile "metrics"), checked by tests/test_metrics_deploy.py.
+    assert set(compose["services"]) == {"qdrant", "api", "web", "ingest", "prometheus"}
     assert "version" not in compose  # obsolete in the compose specification, and warned about
 
 
@@ -491,7 +493,34 @@ def test_dockerfile_installs_dependencies_before_copying_code() -> None:
     copied = {
         args.split()[0].rstrip("/") for kw, args in stages()[-1] if kw == "COPY" and "--from" not in args
     }
-    assert copied == {"core", "ingest", "api"}
+    assert {"core", "ingest", "api"} <= copied
+    assert copied <= PRODUCT_PACKAGES, "only product code goes into the image"
+    missing = {
+        (name, needed) for name in copied for needed in _repo_imports(REPO / name) if needed not in copied
+    }
+    assert not missing, f"copied code imports packages the image lacks: {sorted(missing)}"
+    ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
+    assert all(f"!{name}/" in ignored for name in copied), "each copied folder is allowed by .dockerignore"
+
+
+# Top-level folders of the repository that hold code the product runs (not tests, bench or devtools).
+PRODUCT_PACKAGES = {"core", "ingest", "api", "search", "eval", "ops", "dataset"}
+
+
+def _repo_imports(folder: Path) -> set[str]:
+    """The repository's top-level packages that the modules under `folder` import."""
+    import ast
+
+    found: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            found.update(n.split(".")[0] for n in names if (REPO / n.split(".")[0]).is_dir())
+    return found
 
 
 def test_dockerfile_torch_pin_follows_requirements() -> None:

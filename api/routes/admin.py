@@ -1,4 +1,5 @@
-"""Loopback-only administration: the ingest hand-off used by `make ingest` while the service runs.
+"""Loopback-only administration: the hand-offs of `make ingest`, `make backup` and `make reindex` while
+the service runs (it owns the embedded shard).
 
 A request must come from this machine and carry the token the service wrote to `data/admin.token`.
 """
@@ -19,6 +20,7 @@ from api.context import ingest_job, service
 from api.errors import ApiError
 from api.openapi import Blueprint
 from ingest.handoff import TOKEN_FILE, TOKEN_HEADER
+from ops.jobs import OpsJob, backup_work, reindex_work
 
 blp = Blueprint("admin", __name__, url_prefix="/api/admin", description="Local administration")
 
@@ -32,6 +34,31 @@ class IngestArgs(ma.Schema):
     paths = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=4096)), load_default=list)
     recreate = ma.fields.Boolean(load_default=False)
     prune = ma.fields.Boolean(load_default=False)
+
+
+class BackupArgs(ma.Schema):
+    """Where the service writes the archive: an absolute path ending in .tar."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    archive = ma.fields.String(required=True, validate=ma.validate.Length(min=5, max=4096))
+
+
+class ReindexArgs(ma.Schema):
+    """The model to re-index with, and the images per forward pass."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    model = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=4096))
+    batch_size = ma.fields.Integer(load_default=16, validate=ma.validate.Range(min=1, max=512))
+
+
+def ops_job() -> OpsJob:
+    """The backup / re-index job of the running app."""
+    found: OpsJob = current_app.extensions["wonders_ops"]
+    return found
 
 
 def write_admin_token(data_dir: Path) -> str:
@@ -82,6 +109,50 @@ def ingest_start(args: dict[str, Any]) -> tuple[Response, int]:
     """Start an ingest inside the service (which owns the embedded shard)."""
     _authorize()
     service().require_loaded()
+    if ops_job().running() == "reindex":
+        raise ApiError(409, "conflict", "A re-index is running; ingest again when it has switched.")
     job = ingest_job()
     started = job.start([Path(p) for p in args["paths"]], args["recreate"], args["prune"])
     return jsonify(job.status()), 202 if started else 409
+
+
+@blp.route("/backup", methods=["GET"])
+def backup_status() -> Response:
+    """State of the backup inside the service."""
+    return jsonify(ops_job().status("backup"))
+
+
+@blp.route("/backup", methods=["POST"])
+@blp.arguments(BackupArgs, location="json")
+def backup_start(args: dict[str, Any]) -> tuple[Response, int]:
+    """Write a backup archive from inside the service (`make backup`)."""
+    archive = Path(args["archive"])
+    if not archive.is_absolute() or archive.suffix != ".tar":
+        raise ApiError(400, "invalid_parameter", "archive: an absolute path ending in .tar")
+    service().require_loaded()
+    return _start("backup", backup_work(service(), archive))
+
+
+@blp.route("/reindex", methods=["GET"])
+def reindex_status() -> Response:
+    """State of the re-index inside the service."""
+    return jsonify(ops_job().status("reindex"))
+
+
+@blp.route("/reindex", methods=["POST"])
+@blp.arguments(ReindexArgs, location="json")
+def reindex_start(args: dict[str, Any]) -> tuple[Response, int]:
+    """Re-index every photo with another model, then switch to it (`make reindex`)."""
+    service().require_loaded()
+    if ingest_job().status().get("state") == "running":
+        raise ApiError(409, "conflict", "An ingest is running; re-index when it has finished.")
+    return _start("reindex", reindex_work(service(), args["model"], args["batch_size"]))
+
+
+def _start(kind: str, work: Any) -> tuple[Response, int]:
+    job = ops_job()
+    if not job.start(kind, work):
+        raise ApiError(
+            409, "conflict", f"A {job.running()} is running in the service; try again when it ends."
+        )
+    return jsonify(job.status(kind)), 202

@@ -182,7 +182,9 @@ class ClipImageTower:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._model
-        vectors: np.ndarray = model_thread().run(Job(lambda xs: model._forward(xs, batch_size), list(images)))
+        vectors: np.ndarray = model_thread().run(
+            Job(lambda xs: model._forward(xs, batch_size), list(images), tower="image")
+        )
         return vectors
 
 
@@ -215,7 +217,7 @@ class ClipTextTower:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._model
-        job = Job(lambda xs: model._forward(xs, 32), list(texts), batch_key=(id(self), "texts"))
+        job = Job(lambda xs: model._forward(xs, 32), list(texts), batch_key=(id(self), "texts"), tower="text")
         vectors: np.ndarray = model_thread().run(job)
         return vectors
 

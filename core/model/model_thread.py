@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.metrics import MODEL_BATCH_SIZE, MODEL_INFERENCE_SECONDS, MODEL_QUEUE_DEPTH
+
 
 @dataclass(eq=False)
 class Job:
@@ -20,6 +22,7 @@ class Job:
     work: Callable[[list[Any]], Any]
     inputs: list[Any]
     batch_key: object = None
+    tower: str = ""  # which tower's forward pass this is ("image", "text"), for the metrics; "" = none
     caller: int = field(default_factory=threading.get_ident)
     result: Any = None
     error: BaseException | None = None
@@ -80,6 +83,7 @@ class ModelThread:
                 self._thread_id = thread.ident
             if not job.done:
                 self._jobs.append(job)
+                MODEL_QUEUE_DEPTH.set(len(self._jobs))
             self._turn.notify_all()
             while not job.done:
                 self._turn.wait()
@@ -93,7 +97,9 @@ class ModelThread:
             self._turn.wait()
         key = self._jobs[0].batch_key
         if key is None:
-            return [self._jobs.popleft()]
+            job = self._jobs.popleft()
+            MODEL_QUEUE_DEPTH.set(len(self._jobs))
+            return [job]
         passes = self._passes.setdefault(key, _Passes())
         busy = time.perf_counter() - passes.ended_at < passes.last_s  # straight after a pass
         if busy and any(len(callers) > 1 for callers in passes.callers):
@@ -105,6 +111,7 @@ class ModelThread:
         batch = [j for j in self._jobs if j.batch_key == key]
         self._jobs = deque(j for j in self._jobs if j.batch_key != key)
         passes.callers.append({j.caller for j in batch})
+        MODEL_QUEUE_DEPTH.set(len(self._jobs))
         return batch
 
     def _loop(self) -> None:
@@ -116,6 +123,9 @@ class ModelThread:
             self._do(batch)
             passes.ended_at = time.perf_counter()
             passes.last_s = passes.ended_at - started
+            if batch[0].tower:
+                MODEL_INFERENCE_SECONDS.labels(tower=batch[0].tower).observe(passes.last_s)
+                MODEL_BATCH_SIZE.labels(tower=batch[0].tower).observe(sum(len(j.inputs) for j in batch))
             with self._turn:
                 for job in batch:
                     job.done = True

@@ -116,6 +116,25 @@ class VectorStore(abc.ABC):
     def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot answer."""
 
+    # -- switching collections (re-indexing with another model, restoring) -----------------------------
+    @abc.abstractmethod
+    def collection_target(self, name: str) -> str:
+        """The collection that answers for `name`: itself, or the one an alias points it to."""
+
+    @abc.abstractmethod
+    def switch_aliases(self, targets: dict[str, str]) -> None:
+        """Make each name answer from its target collection, all at once: a reader sees the old
+        collections or the new ones, never a mix. The collections the names answered from stay (drop them
+        with `drop_collection` once nothing needs them)."""
+
+    @abc.abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Delete the collection called exactly `name` (never followed through an alias) and its points."""
+
+    @abc.abstractmethod
+    def list_collections(self) -> list[str]:
+        """The names of the collections that exist (not the aliases), sorted."""
+
     def close(self) -> None:  # noqa: B027 - optional for adapters
         """Release files and connections."""
 

@@ -1,5 +1,9 @@
 """The embedded store: Qdrant Edge (`qdrant-edge-py`), one in-process shard per collection under data/.
 
+Edge has no aliases: `aliases.json` beside the shards maps a name to the shard that answers for it,
+replaced atomically (`os.replace`) and swapped under the store's lock, so a re-index switches models at
+once (`switch_aliases`).
+
 Same Rust engine as the Qdrant server (HNSW, payload indexes, WAL). A shard is opened by one process at a
 time: a second process gets StoreUnavailable, which the ingest CLI answers by handing its work to the
 running service.
@@ -63,18 +67,20 @@ class EmbeddedStore(VectorStore):
         self.root = Path(root)
         self.hnsw_ef = hnsw_ef
         self.indexing_threshold_kb = indexing_threshold_kb
-        self._shards: dict[str, EdgeShard] = {}
+        self._shards: dict[str, EdgeShard] = {}  # by the shard's own name (aliases resolved)
         self._lock = threading.RLock()
+        self._aliases: dict[str, str] = _read_aliases(self.root / ALIASES_FILE)
 
     # -- files -------------------------------------------------------------------------------------
     def _shard_dir(self, name: str) -> Path:
-        return self.root / name
+        return self.root / self.collection_target(name)
 
     def _meta_file(self, name: str) -> Path:
-        return self.root / f"{name}.meta.json"
+        return self.root / f"{self.collection_target(name)}.meta.json"
 
     def _shard(self, name: str) -> EdgeShard | None:
         with self._lock:
+            name = self.collection_target(name)
             shard = self._shards.get(name)
             if shard is not None:
                 return shard
@@ -118,11 +124,11 @@ class EmbeddedStore(VectorStore):
             _write_json_atomic(self._meta_file(name), meta)
 
     def _drop(self, name: str) -> None:
-        shard = self._shards.pop(name, None)
-        if shard is not None:
-            shard.close()
-        shutil.rmtree(self._shard_dir(name), ignore_errors=True)
-        self._meta_file(name).unlink(missing_ok=True)
+        target = self.collection_target(name)
+        if target != name:  # rebuilt under its own name, with no shard left that answered for it
+            self._write_aliases({k: v for k, v in self._aliases.items() if k != name})
+            self.drop_collection(target)
+        self.drop_collection(name)
 
     def collection_meta(self, name: str) -> dict[str, Any] | None:
         """The meta JSON beside the shard, or None."""
@@ -232,6 +238,38 @@ class EmbeddedStore(VectorStore):
         for path in sorted(self.root.glob("*.meta.json")):
             self._shard(path.name.removesuffix(".meta.json"))
 
+    # -- aliases -----------------------------------------------------------------------------------
+    def collection_target(self, name: str) -> str:
+        """The shard that answers for `name` (aliases.json), else `name` itself."""
+        return self._aliases.get(name, name)
+
+    def switch_aliases(self, targets: dict[str, str]) -> None:
+        """Point names at other shards in one atomic write of aliases.json, under the store's lock."""
+        with self._lock:
+            for target in targets.values():
+                if not (self.root / target / "edge_config.json").exists():
+                    raise StoreUnavailable(f"cannot switch to collection '{target}': it does not exist")
+            self._write_aliases({**self._aliases, **targets})
+
+    def _write_aliases(self, aliases: dict[str, str]) -> None:
+        aliases = {name: target for name, target in sorted(aliases.items()) if name != target}
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(self.root / ALIASES_FILE, aliases)
+        self._aliases = aliases
+
+    def drop_collection(self, name: str) -> None:
+        """Close and delete the shard folder `name` and its meta (aliases are not followed)."""
+        with self._lock:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(self.root / name, ignore_errors=True)
+            (self.root / f"{name}.meta.json").unlink(missing_ok=True)
+
+    def list_collections(self) -> list[str]:
+        """The shards under the root (each has its meta file)."""
+        return sorted(p.name.removesuffix(".meta.json") for p in self.root.glob("*.meta.json"))
+
     def close(self) -> None:
         """Flush and release every shard (and its WAL lock)."""
         with self._lock:
@@ -269,6 +307,17 @@ def _explain_open_error(path: Path, err: Exception) -> str:
             "Stop it, or let `make ingest` hand the work to it."
         )
     return f"cannot open the embedded store at {path}: {text}"
+
+
+ALIASES_FILE = "aliases.json"
+
+
+def _read_aliases(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()}
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

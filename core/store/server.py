@@ -207,6 +207,46 @@ class ServerStore(VectorStore):
         """One cheap call that fails when the server is unreachable or refuses the key."""
         self.client.get_collections()
 
+    @_unavailable_on_network_errors
+    def collection_target(self, name: str) -> str:
+        """The collection the alias `name` points to, else `name` itself."""
+        for alias in self.client.get_aliases().aliases:
+            if alias.alias_name == name:
+                return str(alias.collection_name)
+        return name
+
+    @_unavailable_on_network_errors
+    def switch_aliases(self, targets: dict[str, str]) -> None:
+        """One `update_collection_aliases` call: Qdrant applies all its actions atomically.
+
+        A name that is still a collection of its own (built before re-indexing existed) cannot become an
+        alias while it exists, so that collection is deleted first: for that first switch only, requests
+        in between get "not found" (a 503), never another model's answers."""
+        aliases = {a.alias_name for a in self.client.get_aliases().aliases}
+        actions: list[Any] = []
+        for name, target in targets.items():
+            if name in aliases:
+                actions.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name)))
+            elif self.client.collection_exists(name):
+                self.client.delete_collection(name)
+            actions.append(
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(collection_name=target, alias_name=name)
+                )
+            )
+        self.client.update_collection_aliases(change_aliases_operations=actions)
+
+    @_unavailable_on_network_errors
+    def drop_collection(self, name: str) -> None:
+        """Delete the collection `name` (when it is one, not an alias)."""
+        if name in {c.name for c in self.client.get_collections().collections}:
+            self.client.delete_collection(name)
+
+    @_unavailable_on_network_errors
+    def list_collections(self) -> list[str]:
+        """The server's collections."""
+        return sorted(c.name for c in self.client.get_collections().collections)
+
     def close(self) -> None:
         """Close the client's connections."""
         self.client.close()
