@@ -14,6 +14,7 @@ from core.store.base import (
     StoreUnavailable,
     VectorStore,
 )
+from core.store.tuning import StoreTuning
 
 __all__ = [
     "IMAGES",
@@ -40,9 +41,13 @@ def open_store(settings: Settings) -> VectorStore:
             timeout_s=settings.qdrant_timeout_s,
             hnsw_ef=settings.hnsw_ef,
             indexing_threshold_kb=settings.indexing_threshold_kb,
+            tuning=StoreTuning.from_settings(settings),
         )
     from core.store.embedded import EmbeddedStore
 
     return EmbeddedStore(
-        settings.shard_dir, hnsw_ef=settings.hnsw_ef, indexing_threshold_kb=settings.indexing_threshold_kb
+        settings.shard_dir,
+        hnsw_ef=settings.hnsw_ef,
+        indexing_threshold_kb=settings.indexing_threshold_kb,
+        tuning=StoreTuning.from_settings(settings),
     )
