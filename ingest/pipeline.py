@@ -30,6 +30,7 @@ from core.thumbnails import remove_thumb, write_thumb
 from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
 from ingest.attribution import attribution_for
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
+from ingest.parts import Part
 from ingest.scan import scan
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,12 @@ def run_ingest(
     show_progress: bool = True,
     on_progress: ProgressCallback | None = None,
     prune: bool = False,
+    part: Part | None = None,
 ) -> IngestReport:
     """Make every new image under `paths` (default: the library) searchable; see the module docstring.
 
-    Over the whole library, images whose files are gone are counted, and removed with `prune`."""
+    Over the whole library, images whose files are gone are counted, and removed with `prune`. With
+    `part`, only the photos of that share of the library are looked at (ingest/parts.py)."""
     started = time.perf_counter()
     report = IngestReport()
     meta = encoder.identity.as_meta()
@@ -160,8 +163,11 @@ def run_ingest(
     scanned = scan(list(paths) if paths else [settings.images_dir])
     report.skipped += [(str(p), reason) for p, reason in scanned.skipped]
     candidates = _hash_files(scanned.files, report, show_progress, max_file_bytes(settings.max_image_pixels))
+    if part is not None:
+        candidates = [c for c in candidates if part.holds(c.sha256)]
     todo = _new_candidates(settings, store, candidates, report)
-    if not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]:
+    whole_library = not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]
+    if whole_library and part is None:
         gone = find_missing(settings, store)
         if prune:
             remove_points(settings, store, gone)
