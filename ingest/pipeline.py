@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +21,14 @@ from tqdm import tqdm
 from core.classes import load_classes
 from core.encoder import ClipEncoder
 from core.ids import image_point_id, sha256_hex
-from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
+from core.images import DecodedImage
 from core.settings import Settings
 from core.store.base import IMAGES, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
 from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
 from ingest.attribution import attribution_for
+from ingest.decode_workers import DecodeOptions, WorkerPlan, decoded_in_order, plan_workers
+from ingest.device_feed import DeviceFeed, device_batch_size, feed_for_clip, free_device_bytes
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 from ingest.parts import Part
 from ingest.scan import scan
@@ -107,6 +107,7 @@ class _Decoded:
     image: DecodedImage | None
     thumb: bytes | None
     error: str | None
+    pixels: np.ndarray | None = None  # CLIP's uint8 input, for the GPU path
 
 
 def relative_path(path: Path, images_dir: Path) -> str:
@@ -255,42 +256,31 @@ def _library_file(settings: Settings, stored_path: str) -> Path:
     return path if path.is_absolute() else settings.images_dir / path
 
 
-def _decode(settings: Settings, candidate: _Candidate, min_side: int) -> _Decoded:
-    try:
-        data = read_regular_file(candidate.path, max_file_bytes(settings.max_image_pixels))
-        if sha256_hex(data) != candidate.sha256:
-            # The id comes from the bytes hashed earlier: never store another content under it.
-            return _Decoded(candidate, None, None, "changed while being ingested; run ingest again")
-        decoded = decode_image(data, settings.max_image_pixels, min_side=min_side)
-        thumb = thumbnail_jpeg(decoded.image, settings.thumb_size)
-        return _Decoded(candidate, decoded, thumb, None)
-    except UnsupportedImage as err:
-        return _Decoded(candidate, None, None, err.reason)
-    except UnreadableFile as err:
-        return _Decoded(candidate, None, None, err.reason)
-    except Exception as err:  # a bad file must never stop the run
-        log.exception("unexpected failure decoding %s", candidate.path)
-        return _Decoded(candidate, None, None, f"cannot decode ({type(err).__name__})")
-
-
 def _decoded_stream(
-    settings: Settings, todo: list[_Candidate], min_side: int, prefetch: int
+    settings: Settings,
+    todo: list[_Candidate],
+    min_side: int,
+    prefetch: int,
+    plan: WorkerPlan,
+    clip_size: int | None = None,
 ) -> Iterator[_Decoded]:
-    """Decode in worker threads, in order, at most `prefetch` ahead of the encoder."""
-    workers = max(1, min(4, (os.cpu_count() or 2)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        pending: deque[Future[_Decoded]] = deque()
-        queue = iter(todo)
-        for candidate in queue:
-            pending.append(pool.submit(_decode, settings, candidate, min_side))
-            if len(pending) >= prefetch:
-                break
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending.append(pool.submit(_decode, settings, nxt, min_side))
-            yield result
+    """Decode in worker processes or threads (ingest/decode_workers.py), in order, at most `prefetch` ahead."""
+    options = DecodeOptions(settings.max_image_pixels, min_side, settings.thumb_size, clip_size)
+    for candidate, done in decoded_in_order(todo, lambda c: (c.path, c.sha256), options, plan, prefetch):
+        yield _Decoded(candidate, done.image, done.thumb, done.error, done.pixels)
+
+
+def _device_feed(settings: Settings, encoder: ClipEncoder) -> DeviceFeed | None:
+    """On CUDA, the image tower fed through pinned memory with one batch in flight; None elsewhere."""
+    if not encoder.device.startswith("cuda"):
+        return None
+    from core.encoder import model_thread
+
+    batch = device_batch_size(encoder.device, settings.encode_batch_size, free_device_bytes(encoder.device))
+    modules: Any = encoder.torch_module()  # sentence-transformers: [0] holds the CLIP model
+    module = modules[0]
+    clip = module.model if hasattr(module, "model") else module.auto_model
+    return feed_for_clip(clip, module.processor, encoder.device, batch, run=model_thread().call)
 
 
 def _encode_and_write(
@@ -304,29 +294,19 @@ def _encode_and_write(
     show_progress: bool,
     on_progress: ProgressCallback | None,
 ) -> None:
-    batch_size = settings.encode_batch_size
+    feed = _device_feed(settings, encoder)
+    batch_size = feed.max_batch if feed is not None else settings.encode_batch_size
     min_side = 2 * encoder.identity.image_size
+    plan = plan_workers(settings.decode_workers, encoder.device, os.cpu_count() or 1)
     bar = tqdm(total=len(todo), desc="encoding", unit="img", disable=not show_progress, smoothing=0.1)
-    batch: list[_Decoded] = []
     done = 0
 
-    def flush() -> None:
+    def batches() -> Iterator[list[_Decoded]]:
         nonlocal done
-        if not batch:
-            return
-        encode_started = time.perf_counter()
-        vectors = encoder.encode_images([d.image.image for d in batch if d.image], batch_size=batch_size)
-        report.encode_seconds += time.perf_counter() - encode_started
-        _write_batch(settings, store, classifier, fingerprint, batch, vectors)
-        report.new += len(batch)
-        done += len(batch)
-        bar.update(len(batch))
-        if on_progress:
-            on_progress("encoding", done, len(todo))
-        batch.clear()
-
-    try:
-        for item in _decoded_stream(settings, todo, min_side, prefetch=max(4, 3 * batch_size)):
+        batch: list[_Decoded] = []
+        clip_size = feed.spec.size if feed is not None else None
+        stream = _decoded_stream(settings, todo, min_side, max(4, 3 * batch_size), plan, clip_size)
+        for item in stream:
             if item.error is not None:
                 report.skipped.append((str(item.candidate.path), item.error))
                 bar.update(1)
@@ -334,8 +314,32 @@ def _encode_and_write(
                 continue
             batch.append(item)
             if len(batch) >= batch_size:
-                flush()
-        flush()
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def encoded() -> Iterator[tuple[list[_Decoded], np.ndarray]]:
+        if feed is not None:  # the device computes a batch while the one before is written
+            yield from feed.encode_batches(
+                (b, [d.pixels for d in b if d.pixels is not None]) for b in batches()
+            )
+            return
+        for batch in batches():
+            started = time.perf_counter()
+            images = [d.image.image for d in batch if d.image]
+            vectors = encoder.encode_images(images, batch_size=batch_size)
+            report.encode_seconds += time.perf_counter() - started
+            yield batch, vectors
+
+    try:
+        for batch, vectors in encoded():
+            _write_batch(settings, store, classifier, fingerprint, batch, vectors)
+            report.new += len(batch)
+            done += len(batch)
+            bar.update(len(batch))
+            if on_progress:
+                on_progress("encoding", done, len(todo))
     finally:
         bar.close()
 
