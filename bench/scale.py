@@ -457,8 +457,17 @@ def run(
     return report
 
 
+def vectors_and_index_mib(row: dict[str, Any]) -> float:
+    """Resident MiB of the vectors and the HNSW graph alone: the resident pages of their files, plus the
+    int8 copy, which Qdrant reads into anonymous memory (`Memory.Pinned`: its file size)."""
+    files = row["store_files_resident_mib"]
+    int8 = files.get("int8_copy") or row["disk_mib"].get("int8_copy", 0.0)
+    return round(files.get("vectors", 0.0) + files.get("hnsw", 0.0) + int8, 1)
+
+
 def targets(report: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets: recall@12 >= 0.98 at p50 <= 5 ms (int8), int8 store RSS <= half of float32's."""
+    """The issue's targets: recall@12 >= 0.98 at p50 <= 5 ms (int8), and the int8 layout's resident
+    vectors and index at most half of the float32 layout's (measured) or of float32 vectors (computed)."""
     layouts = report["layouts"]
     out: dict[str, Any] = {}
     if "int8" in layouts:
@@ -471,13 +480,17 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
             if r["recall_at_12"] >= 0.98 and r["one_client"]["p50_ms"] <= 5
         ]
         out["int8_smallest_ef_meeting_both"] = met[0] if met else None
+        mine = vectors_and_index_mib(q)
+        out["int8_vectors_and_index_resident_mib"] = mine
+        out["int8_vectors_and_index_over_float32_vectors"] = round(mine / report["float32_vectors_mib"], 3)
     if "int8" in layouts and "float32" in layouts:
-        ratio = layouts["int8"]["store_rss_mib"] / max(1.0, layouts["float32"]["store_rss_mib"])
-        out["int8_rss_over_float32_rss"] = round(ratio, 3)
-        out["int8_rss_le_half_of_float32"] = ratio <= 0.5
-    if "int8" in layouts:
-        ratio = layouts["int8"]["store_rss_mib"] / report["float32_vectors_mib"]
-        out["int8_rss_over_float32_vectors_alone"] = round(ratio, 3)
+        theirs = vectors_and_index_mib(layouts["float32"])
+        out["float32_vectors_and_index_resident_mib"] = theirs
+        share = out["int8_vectors_and_index_resident_mib"] / max(1.0, theirs)
+        out["int8_over_float32_vectors_and_index"] = round(share, 3)
+        out["int8_vectors_and_index_le_half_of_float32"] = share <= 0.5
+        whole = layouts["int8"]["store_rss_mib"] / max(1.0, layouts["float32"]["store_rss_mib"])
+        out["int8_over_float32_whole_store_rss"] = round(whole, 3)
     return out
 
 
@@ -548,7 +561,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef", default="256", help="hnsw_ef values measured besides HNSW_EF's")
     parser.add_argument("--workdir", type=Path, default=None, help="where vectors and stores go (temp)")
     parser.add_argument("--out", type=Path, default=RESULTS / "scale", help="writes OUT.json and OUT.md")
+    parser.add_argument("--render", type=Path, default=None, help="only rewrite OUT.md from this report JSON")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        report = json.loads(args.render.read_text())
+        report["targets"] = targets(report)
+        args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(markdown(report))
+        return 0
     layouts = [name for name in args.layouts.split(",") if name]
     unknown = set(layouts) - set(LAYOUTS)
     if unknown:

@@ -70,5 +70,5 @@ def test_scale_bench_small_run_writes_its_report(tmp_path: Path) -> None:
         assert [row["hnsw_ef"] for row in layout["ef_sweep"]] == [128, 256]
     assert "int8_copy" in report["layouts"]["int8"]["disk_mib"]
     assert "int8_copy" not in report["layouts"]["float32"]["disk_mib"]
-    assert "int8_rss_over_float32_rss" in report["targets"]
+    assert "int8_over_float32_vectors_and_index" in report["targets"]
     assert "| int8 |" in out.with_suffix(".md").read_text()
