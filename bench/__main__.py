@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 count = 8 if args.quick else 512
                 gpu_photos = functools.partial(
-                    photo_files, args.cache / "photos" / "1600x1067", count, (1536, 1024)
+                    photo_files, args.cache / "photos" / "1536x1024", count, (1536, 1024)
                 )
                 report["gpu_ingest"] = gpu_ingest.run_if_cuda(model_dir, gpu_photos, workdir)
             except Exception as err:
