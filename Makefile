@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run serve ingest crosscheck test lint bench bench-full dataset up down logs clean \
+.PHONY: setup run serve ingest crosscheck test lint bench bench-full bench-scale dataset up down logs clean \
 	backup restore reindex up-metrics
 
 # The virtual environment, rebuilt when a requirements file changes.
@@ -76,6 +76,9 @@ bench: setup ## quick benchmark (bounded time); `make bench-full` for the publis
 
 bench-full: setup
 	$(PY) -m bench
+
+bench-scale: setup ## a million 768-d vectors in the embedded store (long: ~1 h on 2 cores; ARGS=--size 100000)
+	$(PY) -m bench.scale $(ARGS)
 
 dataset: setup ## download a CC-licensed landmark library into images/
 	$(PY) -m dataset $(ARGS)

@@ -15,6 +15,7 @@ Full mode on ViT-L/14 takes about 20 minutes on a 2-core CPU; `--quick` a couple
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
 import os
@@ -223,6 +224,21 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
             report.setdefault("section_s", {})["ingest"] = round(time.perf_counter() - t, 1)
             gc.collect()
+            try:  # the GPU path (issue 17): measured only where CUDA is present
+                from bench import gpu_ingest
+
+                count = 8 if args.quick else 512
+                gpu_photos = functools.partial(
+                    photo_files, args.cache / "photos" / "1536x1024", count, (1536, 1024)
+                )
+                report["gpu_ingest"] = gpu_ingest.run_if_cuda(model_dir, gpu_photos, workdir)
+            except Exception as err:
+                log.exception("gpu ingest section failed")
+                report["gpu_ingest"] = {
+                    "error": f"{type(err).__name__}: {err}",
+                    "trace": traceback.format_exc(),
+                }
+                failed = True
         if "query" in sections and encoder is not None and ingest_settings is not None:
             t = time.perf_counter()
             try:

@@ -152,6 +152,20 @@ def checks(report: dict[str, Any]) -> list[Check]:
                 ),
             ]
         rows.append(Check("precision", "GPU fp16", ingest["cuda"], "", None))
+    gpu = report.get("gpu_ingest")
+    if gpu and gpu.get("measured"):
+        rows.append(
+            Check(
+                "ingest",
+                f"GPU ingest ({gpu['gpu']}, {gpu['precision']}, batch {gpu['batch_size']}): "
+                "images/s end to end / model only; ratio",
+                f"{gpu['ingest_ips']:.1f} / {gpu['model_only_ips']:.1f}; {gpu['ingest_vs_model_only']:.3f}",
+                ">= 0.9",
+                gpu["met"],
+            )
+        )
+    elif gpu:
+        rows.append(Check("ingest", "GPU ingest", gpu.get("why") or gpu.get("error", ""), ">= 0.9", None))
     query = report.get("query")
     if query and "error" not in query:
         one = query["one_client"]

@@ -159,6 +159,30 @@ class Settings(BaseSettings):
         """The JSON report of the last FAISS cross-check."""
         return self.data_dir / "crosscheck.json"
 
+    # Scale (issue 17): quantized vectors, originals on disk, a Qdrant cluster, decoding processes.
+    # Quantization and placement apply when a collection is created (`make ingest ARGS=--recreate`).
+    quantization: Literal["none", "int8"] = Field(
+        "none", description="int8 = scalar quantization of image vectors (4x less RAM for vectors)"
+    )
+    quantization_quantile: float = Field(
+        0.99, gt=0.5, le=1.0, description="share of values the int8 range covers (outliers clipped)"
+    )
+    quantization_rescore: bool = Field(True, description="re-rank quantized candidates by the originals")
+    quantization_oversampling: float = Field(
+        2.0, ge=1.0, le=16.0, description="quantized candidates fetched per wanted result, before rescoring"
+    )
+    vectors_on_disk: bool = Field(False, description="original vectors memory-mapped, not held in RAM")
+    qdrant_shards: int = Field(1, ge=1, le=1024, description="shards of a new server collection")
+    qdrant_replication_factor: int = Field(
+        1, ge=1, le=16, description="copies of each shard on a Qdrant cluster"
+    )
+    qdrant_write_consistency: int = Field(
+        1, ge=1, le=16, description="replicas that must confirm a write before it returns"
+    )
+    decode_workers: int = Field(
+        0, ge=0, le=256, description="ingest decoding processes; 0 = one per core, capped by the device"
+    )
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings from the environment; on a bad value print what is wrong and exit with code 2."""

@@ -13,6 +13,7 @@ from core.images import is_image_name
 from core.settings import Settings, load_settings
 from core.store import CollectionMismatch, StoreUnavailable, open_store, store_backend
 from ingest.handoff import find_service
+from ingest.parts import Part, parse_part
 
 EMPTY_LIBRARY_HINT = """\
 The photo library ({images_dir}) holds no photos yet, so there is nothing to search.
@@ -36,7 +37,21 @@ def _parser() -> argparse.ArgumentParser:
         "--if-empty-hint", action="store_true", help="with an empty library, explain how to fill it"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--part",
+        type=_part,
+        default=None,
+        metavar="I/N",
+        help="only part I of N of the photos, split by content hash (N jobs fill one Qdrant server)",
+    )
     return parser
+
+
+def _part(text: str) -> Part:
+    try:
+        return parse_part(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def library_is_empty(settings: Settings) -> bool:
@@ -57,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(EMPTY_LIBRARY_HINT.format(images_dir=settings.images_dir))
         return 0
     paths = args.paths or [settings.images_dir]
-    if store_backend(settings).single_process and not args.no_handoff:
+    if store_backend(settings).single_process and not args.no_handoff and args.part is None:
         service = find_service(settings.data_dir, settings.port)
         if service is not None:
             return _ingest_in_service(service, paths, args)
@@ -97,7 +112,10 @@ def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace
             recreate=args.recreate,
             show_progress=not args.quiet,
             prune=args.prune,
+            part=args.part,
         )
+        if args.part is not None:
+            print(f"part {args.part} of the library (by content hash)")
         print(report.summary())
         if not args.no_crosscheck:
             check = run_crosscheck(store, settings)

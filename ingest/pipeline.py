@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.ids import image_point_id, sha256_hex
-from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
+from core.images import DecodedImage
 from core.model import ClipModel
 from core.payload import (
     LABELS_VERSION_KEY,
@@ -35,7 +33,10 @@ from core.store.base import IMAGES, PROMPTS, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
 from core.zero_shot import ZeroShotClassifier, classifier_spec
 from ingest.attribution import attribution_for
+from ingest.decode_workers import DecodeOptions, WorkerPlan, decoded_in_order, plan_workers
+from ingest.device_feed import DeviceFeed, device_batch_size, feed_for_clip, free_device_bytes
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
+from ingest.parts import Part
 from ingest.scan import scan
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class _Decoded:
     image: DecodedImage | None
     thumb: bytes | None
     error: str | None
+    pixels: np.ndarray | None = None  # CLIP's uint8 input, for the GPU path
 
 
 def prepare_classifier(
@@ -143,10 +145,12 @@ def run_ingest(
     show_progress: bool = True,
     on_progress: ProgressCallback | None = None,
     prune: bool = False,
+    part: Part | None = None,
 ) -> IngestReport:
     """Make every new image under `paths` (default: the library) searchable; see the module docstring.
 
-    Over the whole library, images whose files are gone are counted, and removed with `prune`."""
+    Over the whole library, images whose files are gone are counted, and removed with `prune`. With
+    `part`, only the photos of that share of the library are looked at (ingest/parts.py)."""
     started = time.perf_counter()
     report = IngestReport()
     meta = encoder.identity.as_meta()
@@ -158,8 +162,11 @@ def run_ingest(
     scanned = scan(list(paths) if paths else [settings.images_dir])
     report.skipped += [(str(p), reason) for p, reason in scanned.skipped]
     candidates = _hash_files(scanned.files, report, show_progress, max_file_bytes(settings.max_image_pixels))
+    if part is not None:
+        candidates = [c for c in candidates if part.holds(c.sha256)]
     todo = _new_candidates(settings, store, candidates, report)
-    if not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]:
+    whole_library = not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]
+    if whole_library and part is None:
         gone = find_missing(settings, store)
         if prune:
             remove_points(settings, store, gone)
@@ -242,42 +249,31 @@ def remove_points(settings: Settings, store: VectorStore, ids: list[str]) -> Non
         remove_thumb(settings.thumbs_dir, point_id)
 
 
-def _decode(settings: Settings, candidate: _Candidate, min_side: int) -> _Decoded:
-    try:
-        data = read_regular_file(candidate.path, max_file_bytes(settings.max_image_pixels))
-        if sha256_hex(data) != candidate.sha256:
-            # The id comes from the bytes hashed earlier: never store another content under it.
-            return _Decoded(candidate, None, None, "changed while being ingested; run ingest again")
-        decoded = decode_image(data, settings.max_image_pixels, min_side=min_side)
-        thumb = thumbnail_jpeg(decoded.image, settings.thumb_size)
-        return _Decoded(candidate, decoded, thumb, None)
-    except UnsupportedImage as err:
-        return _Decoded(candidate, None, None, err.reason)
-    except UnreadableFile as err:
-        return _Decoded(candidate, None, None, err.reason)
-    except Exception as err:  # a bad file must never stop the run
-        log.exception("unexpected failure decoding %s", candidate.path)
-        return _Decoded(candidate, None, None, f"cannot decode ({type(err).__name__})")
-
-
 def _decoded_stream(
-    settings: Settings, todo: list[_Candidate], min_side: int, prefetch: int
+    settings: Settings,
+    todo: list[_Candidate],
+    min_side: int,
+    prefetch: int,
+    plan: WorkerPlan,
+    clip_size: int | None = None,
 ) -> Iterator[_Decoded]:
-    """Decode in worker threads, in order, at most `prefetch` ahead of the encoder."""
-    workers = max(1, min(4, (os.cpu_count() or 2)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        pending: deque[Future[_Decoded]] = deque()
-        queue = iter(todo)
-        for candidate in queue:
-            pending.append(pool.submit(_decode, settings, candidate, min_side))
-            if len(pending) >= prefetch:
-                break
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending.append(pool.submit(_decode, settings, nxt, min_side))
-            yield result
+    """Decode in worker processes or threads (ingest/decode_workers.py), in order, at most `prefetch` ahead."""
+    options = DecodeOptions(settings.max_image_pixels, min_side, settings.thumb_size, clip_size)
+    for candidate, done in decoded_in_order(todo, lambda c: (c.path, c.sha256), options, plan, prefetch):
+        yield _Decoded(candidate, done.image, done.thumb, done.error, done.pixels)
+
+
+def _device_feed(settings: Settings, encoder: ClipModel) -> DeviceFeed | None:
+    """On CUDA, the image tower fed through pinned memory with one batch in flight; None elsewhere."""
+    if not encoder.device.startswith("cuda"):
+        return None
+    from core.model import model_thread
+
+    batch = device_batch_size(encoder.device, settings.encode_batch_size, free_device_bytes(encoder.device))
+    modules: Any = encoder.torch_module()  # sentence-transformers: [0] holds the CLIP model
+    module = modules[0]
+    clip = module.model if hasattr(module, "model") else module.auto_model
+    return feed_for_clip(clip, module.processor, encoder.device, batch, run=model_thread().call)
 
 
 def _encode_and_write(
@@ -291,31 +287,19 @@ def _encode_and_write(
     show_progress: bool,
     on_progress: ProgressCallback | None,
 ) -> None:
-    batch_size = settings.encode_batch_size
+    feed = _device_feed(settings, encoder)
+    batch_size = feed.max_batch if feed is not None else settings.encode_batch_size
     min_side = 2 * encoder.identity.image_size
+    plan = plan_workers(settings.decode_workers, encoder.device, os.cpu_count() or 1)
     bar = tqdm(total=len(todo), desc="encoding", unit="img", disable=not show_progress, smoothing=0.1)
-    batch: list[_Decoded] = []
     done = 0
 
-    def flush() -> None:
+    def batches() -> Iterator[list[_Decoded]]:
         nonlocal done
-        if not batch:
-            return
-        encode_started = time.perf_counter()
-        vectors = encoder.image.encode_images(
-            [d.image.image for d in batch if d.image], batch_size=batch_size
-        )
-        report.encode_seconds += time.perf_counter() - encode_started
-        _write_batch(settings, store, classifier, fingerprint, batch, vectors)
-        report.new += len(batch)
-        done += len(batch)
-        bar.update(len(batch))
-        if on_progress:
-            on_progress("encoding", done, len(todo))
-        batch.clear()
-
-    try:
-        for item in _decoded_stream(settings, todo, min_side, prefetch=max(4, 3 * batch_size)):
+        batch: list[_Decoded] = []
+        clip_size = feed.spec.size if feed is not None else None
+        stream = _decoded_stream(settings, todo, min_side, max(4, 3 * batch_size), plan, clip_size)
+        for item in stream:
             if item.error is not None:
                 report.skipped.append((str(item.candidate.path), item.error))
                 bar.update(1)
@@ -323,8 +307,32 @@ def _encode_and_write(
                 continue
             batch.append(item)
             if len(batch) >= batch_size:
-                flush()
-        flush()
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def encoded() -> Iterator[tuple[list[_Decoded], np.ndarray]]:
+        if feed is not None:  # the device computes a batch while the one before is written
+            yield from feed.encode_batches(
+                (b, [d.pixels for d in b if d.pixels is not None]) for b in batches()
+            )
+            return
+        for batch in batches():
+            started = time.perf_counter()
+            images = [d.image.image for d in batch if d.image]
+            vectors = encoder.image.encode_images(images, batch_size=batch_size)
+            report.encode_seconds += time.perf_counter() - started
+            yield batch, vectors
+
+    try:
+        for batch, vectors in encoded():
+            _write_batch(settings, store, classifier, fingerprint, batch, vectors)
+            report.new += len(batch)
+            done += len(batch)
+            bar.update(len(batch))
+            if on_progress:
+                on_progress("encoding", done, len(todo))
     finally:
         bar.close()
 

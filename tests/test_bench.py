@@ -59,6 +59,8 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
     assert ingest["model_only_ips"] > 0 and ingest["ingest_ips"] > 0 and ingest["prototype_ips"] > 0
     assert ingest["ingest_vs_model_only"] > 0 and ingest["ingest_vs_prototype"] > 0
     assert ingest["fidelity_default_vs_fp32"]["cosine_image_min"] > 0.99
+    if not __import__("torch").cuda.is_available():  # the GPU ingest row says it was not measured
+        assert report["gpu_ingest"]["measured"] is False and "no CUDA" in report["gpu_ingest"]["why"]
     assert ingest["fidelity_int8_vs_fp32"]["images"] == ingest["photos"]
     plain = ingest["rewrites_vs_plain_fp32"]  # the product's rewrites of CLIP change no answer
     assert plain["images"] > 0 and plain["texts"] > 0

@@ -1,6 +1,8 @@
 """One contract, two adapters: every test here that takes `store` runs against the embedded store (Qdrant
 Edge in a temporary folder) and the server store (qdrant-client's local mode, which speaks the server's
-API). Adapter-specific behaviour (the shard lock, an unreachable server) is tested at the end."""
+API), each plain and with int8 quantization (the embedded one then indexes at once, so its searches go
+through the int8 copy with rescoring). Adapter-specific behaviour (the shard lock, an unreachable
+server) is tested at the end; quantization's recall is in tests/test_store_scale.py."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from qdrant_client import QdrantClient
 from core.store.base import CollectionMismatch, PointRecord, StoreUnavailable, VectorStore
 from core.store.embedded import EmbeddedStore
 from core.store.server import ServerStore
+from core.store.tuning import StoreTuning
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local Qdrant"),
@@ -68,22 +71,33 @@ def brute_force(
     ]
 
 
-@pytest.fixture(params=["embedded", "server"])
+INT8 = StoreTuning(quantization="int8", vectors_on_disk=True)
+
+
+@pytest.fixture(params=["embedded", "server", "embedded-int8", "server-int8"])
 def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    """A store with no collections, of each adapter."""
-    if request.param == "embedded":
-        store: VectorStore = EmbeddedStore(tmp_path / "qdrant")
+    """A store with no collections, of each adapter, plain and quantized."""
+    kind, _, quantized = request.param.partition("-")
+    tuning = INT8 if quantized else None
+    if kind == "embedded":
+        # With quantization, a 1 KB threshold makes optimize() build the int8 copy of these 40 points.
+        threshold = 1 if quantized else 10000
+        store: VectorStore = EmbeddedStore(
+            tmp_path / "qdrant", indexing_threshold_kb=threshold, tuning=tuning
+        )
     else:
-        store = ServerStore(url="local", client=QdrantClient(":memory:"))
+        store = ServerStore(url="local", client=QdrantClient(":memory:"), tuning=tuning)
     yield store
     store.close()
 
 
 @pytest.fixture
 def store(empty_store: VectorStore) -> VectorStore:
-    """A store whose `images` collection holds the COUNT test points."""
+    """A store whose `images` collection holds the COUNT test points (optimized when quantized)."""
     empty_store.ensure_collection(NAME, META)
     empty_store.upsert(NAME, records())
+    if getattr(empty_store, "tuning", StoreTuning()).quantized:
+        empty_store.optimize(NAME)
     return empty_store
 
 

@@ -32,10 +32,14 @@ from qdrant_edge import (
     HasIdCondition,
     HnswIndexConfig,
     MatchValue,
+    Memory,
     PayloadSchemaType,
     Point,
+    QuantizationSearchParams,
     Query,
     QueryRequest,
+    ScalarQuantizationConfig,
+    ScalarType,
     ScrollRequest,
     SearchParams,
     UpdateOperation,
@@ -43,6 +47,7 @@ from qdrant_edge import (
 
 from core.settings import Settings
 from core.store.base import (
+    IMAGES,
     LABEL_FIELD,
     CollectionStats,
     Hit,
@@ -51,22 +56,33 @@ from core.store.base import (
     VectorStore,
     check_meta,
 )
+from core.store.tuning import StoreTuning
 
 
 def from_settings(settings: Settings) -> EmbeddedStore:
     """The embedded store the settings describe: its shards under DATA_DIR (see core/store/__init__.py)."""
     return EmbeddedStore(
-        settings.shard_dir, hnsw_ef=settings.hnsw_ef, indexing_threshold_kb=settings.indexing_threshold_kb
+        settings.shard_dir,
+        hnsw_ef=settings.hnsw_ef,
+        indexing_threshold_kb=settings.indexing_threshold_kb,
+        tuning=StoreTuning.from_settings(settings),
     )
 
 
 class EmbeddedStore(VectorStore):
     """Qdrant Edge shards in `root`, one folder per collection and a JSON file of meta beside each."""
 
-    def __init__(self, root: Path, hnsw_ef: int = 128, indexing_threshold_kb: int = 10000) -> None:
+    def __init__(
+        self,
+        root: Path,
+        hnsw_ef: int = 128,
+        indexing_threshold_kb: int = 10000,
+        tuning: StoreTuning | None = None,
+    ) -> None:
         self.root = Path(root)
         self.hnsw_ef = hnsw_ef
         self.indexing_threshold_kb = indexing_threshold_kb
+        self.tuning = tuning or StoreTuning()
         self._shards: dict[str, EdgeShard] = {}  # by the shard's own name (aliases resolved)
         self._lock = threading.RLock()
         self._aliases: dict[str, str] = _read_aliases(self.root / ALIASES_FILE)
@@ -112,7 +128,7 @@ class EmbeddedStore(VectorStore):
                 return
             if self._shard(name) is None:
                 config = EdgeConfig(
-                    vectors=EdgeVectorParams(size=int(meta["dim"]), distance=Distance.Cosine),
+                    vectors=_vector_params(int(meta["dim"]), self._tuning_for(name)),
                     hnsw_config=HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10000),
                     optimizers=EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb),
                 )
@@ -122,6 +138,10 @@ class EmbeddedStore(VectorStore):
                 shard.flush()
                 self._shards[name] = shard
             _write_json_atomic(self._meta_file(name), meta)
+
+    def _tuning_for(self, name: str) -> StoreTuning:
+        """The image vectors get the configured layout; the few prompt vectors stay plain float32."""
+        return self.tuning if name == IMAGES else StoreTuning()
 
     def _drop(self, name: str) -> None:
         target = self.collection_target(name)
@@ -171,7 +191,11 @@ class EmbeddedStore(VectorStore):
             with_payload=True,
             filter=_filter(label, exclude_id),
             score_threshold=min_score,
-            params=SearchParams(hnsw_ef=max(self.hnsw_ef, limit + offset), exact=exact),
+            params=SearchParams(
+                hnsw_ef=max(self.hnsw_ef, limit + offset),
+                exact=exact,
+                quantization=_quantization_params(self._tuning_for(name), exact),
+            ),
         )
         with self._lock:
             shard = self._require(name)
@@ -277,6 +301,32 @@ class EmbeddedStore(VectorStore):
                 shard.flush()
                 shard.close()
             self._shards.clear()
+
+
+def _vector_params(dim: int, tuning: StoreTuning) -> EdgeVectorParams:
+    """Cosine vectors of `dim`; with int8, a quantized copy pinned in RAM and the originals where asked."""
+    quantization = (
+        ScalarQuantizationConfig(ScalarType.Int8, quantile=tuning.quantile, memory=Memory.Pinned)
+        if tuning.quantized
+        else None
+    )
+    return EdgeVectorParams(
+        size=dim,
+        distance=Distance.Cosine,
+        quantization_config=quantization,
+        memory=Memory.Cold if tuning.vectors_on_disk else None,
+    )
+
+
+def _quantization_params(tuning: StoreTuning, exact: bool) -> QuantizationSearchParams | None:
+    """Search the int8 copy, fetching `oversampling` x the candidates and re-ranking them by the originals.
+
+    An exact search ignores the int8 copy: it is what the cross-check compares HNSW against."""
+    if not tuning.quantized:
+        return None
+    if exact:
+        return QuantizationSearchParams(ignore=True)
+    return QuantizationSearchParams(rescore=tuning.rescore, oversampling=tuning.oversampling)
 
 
 def _filter(label: str | None, exclude_id: str | None) -> Filter | None:

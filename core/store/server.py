@@ -16,6 +16,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from core.settings import Settings
 from core.store.base import (
+    IMAGES,
     LABEL_FIELD,
     CollectionStats,
     Hit,
@@ -24,6 +25,7 @@ from core.store.base import (
     VectorStore,
     check_meta,
 )
+from core.store.tuning import StoreTuning
 
 T = TypeVar("T")
 
@@ -38,6 +40,7 @@ def from_settings(settings: Settings) -> ServerStore:
         timeout_s=settings.qdrant_timeout_s,
         hnsw_ef=settings.hnsw_ef,
         indexing_threshold_kb=settings.indexing_threshold_kb,
+        tuning=StoreTuning.from_settings(settings),
     )
 
 
@@ -71,15 +74,18 @@ class ServerStore(VectorStore):
         hnsw_ef: int = 128,
         indexing_threshold_kb: int = 10000,
         client: QdrantClient | None = None,
+        tuning: StoreTuning | None = None,
     ) -> None:
         self.url = url
         self.hnsw_ef = hnsw_ef
         self.indexing_threshold_kb = indexing_threshold_kb
+        self.tuning = tuning or StoreTuning()
         self.client = client or QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
 
     @_unavailable_on_network_errors
     def ensure_collection(self, name: str, meta: dict[str, Any], recreate: bool = False) -> None:
-        """Create the collection with cosine distance and a keyword index on the label."""
+        """Create the collection with cosine distance and a keyword index on the label, laid out as the
+        tuning says (int8 copy, originals on disk; shards, replicas and write consistency on a cluster)."""
         exists = self.client.collection_exists(name)
         if exists and recreate:
             self.client.delete_collection(name)
@@ -88,14 +94,28 @@ class ServerStore(VectorStore):
             stored = self.collection_meta(name) or {}
             check_meta(name, stored, meta)
             return
+        tuning = self.tuning
+        vector_tuning = self._tuning_for(name)
         self.client.create_collection(
             name,
-            vectors_config=models.VectorParams(size=int(meta["dim"]), distance=models.Distance.COSINE),
+            vectors_config=models.VectorParams(
+                size=int(meta["dim"]),
+                distance=models.Distance.COSINE,
+                on_disk=True if vector_tuning.vectors_on_disk else None,
+            ),
             hnsw_config=models.HnswConfigDiff(m=16, ef_construct=128),
             optimizers_config=models.OptimizersConfigDiff(indexing_threshold=self.indexing_threshold_kb),
+            quantization_config=_quantization_config(vector_tuning),
+            shard_number=tuning.shards,
+            replication_factor=tuning.replication_factor,
+            write_consistency_factor=tuning.write_consistency,
             metadata=dict(meta),
         )
         self.client.create_payload_index(name, LABEL_FIELD, models.PayloadSchemaType.KEYWORD, wait=True)
+
+    def _tuning_for(self, name: str) -> StoreTuning:
+        """The image vectors get the configured layout; the few prompt vectors stay plain float32."""
+        return self.tuning if name == IMAGES else StoreTuning()
 
     @_unavailable_on_network_errors
     def collection_meta(self, name: str) -> dict[str, Any] | None:
@@ -144,7 +164,11 @@ class ServerStore(VectorStore):
             query_filter=_filter(label, exclude_id),
             score_threshold=min_score,
             with_payload=True,
-            search_params=models.SearchParams(hnsw_ef=max(self.hnsw_ef, limit + offset), exact=exact),
+            search_params=models.SearchParams(
+                hnsw_ef=max(self.hnsw_ef, limit + offset),
+                exact=exact,
+                quantization=_quantization_params(self._tuning_for(name), exact),
+            ),
         )
         return [
             Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in response.points
@@ -250,6 +274,26 @@ class ServerStore(VectorStore):
     def close(self) -> None:
         """Close the client's connections."""
         self.client.close()
+
+
+def _quantization_config(tuning: StoreTuning) -> models.ScalarQuantization | None:
+    """The int8 copy of the vectors, held in RAM, or None."""
+    if not tuning.quantized:
+        return None
+    return models.ScalarQuantization(
+        scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=tuning.quantile, always_ram=True
+        )
+    )
+
+
+def _quantization_params(tuning: StoreTuning, exact: bool) -> models.QuantizationSearchParams | None:
+    """Oversampled int8 candidates re-ranked by the originals; an exact search ignores the int8 copy."""
+    if not tuning.quantized:
+        return None
+    if exact:
+        return models.QuantizationSearchParams(ignore=True)
+    return models.QuantizationSearchParams(rescore=tuning.rescore, oversampling=tuning.oversampling)
 
 
 def _filter(label: str | None, exclude_id: str | None) -> models.Filter | None:
