@@ -53,6 +53,7 @@ HTTP_STATUS: dict[type[search_errors.SearchError], int] = {
     search_errors.UnknownImage: 404,
     search_errors.FileMissing: 404,
     search_errors.UnsupportedUpload: 415,
+    search_errors.TowerOff: 400,
 }
 
 

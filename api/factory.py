@@ -11,7 +11,7 @@ from flask import Flask, Request, Response, g, request
 
 from api.errors import register_error_handlers
 from api.openapi import Api, openapi_config
-from api.routes import admin, classify, files, images, search, status
+from api.routes import admin, classify, embed, files, images, search, status
 from api.web import register_web
 from core.model import ClipModel
 from core.settings import Settings, load_settings
@@ -65,7 +65,7 @@ def create_app(
     app.extensions["wonders_ingest"] = IngestJob(service)
 
     api = Api(app)
-    for module in (search, images, classify, status, files, admin):
+    for module in (search, embed, images, classify, status, files, admin):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
     register_web(app)
@@ -88,6 +88,8 @@ def create_app(
             service.load_in_background()
     else:
         service.prepare()
+        if load:
+            service.load_text_towers_in_background()
     logging.getLogger(__name__).debug("app created")
     return app
 
