@@ -35,9 +35,11 @@ _REQUEST_BODY = {
 @blp.doc(requestBody=_REQUEST_BODY)
 @blp.response(200, EmbedResponse)
 def embed() -> EmbedAnswer:
-    """Unit vectors of texts (JSON `{"texts": [...]}`, or form fields `texts` in a multipart request)
-    and of one uploaded photo (multipart field `image`), each with the tower and model that made it:
-    the very vectors search uses for them (same routing, same cache)."""
+    """Embeddings: unit vectors of texts and of one photo, in the library's space.
+
+    Texts as JSON `{"texts": [...], "text_encoder": "auto"}`, or as form fields `texts` in a multipart
+    request whose field `image` holds a photo. Each vector names the tower and model that made it; they
+    are the very vectors search uses (the same routing and cache)."""
     parser = blp.ARGUMENTS_PARSER
     if request.mimetype == "multipart/form-data":
         args: dict[str, Any] = parser.parse(EmbedArgs, location="form")
