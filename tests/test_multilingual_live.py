@@ -152,3 +152,82 @@ def test_the_default_is_switched_off_with_one_log_line_beside_another_clip(live_
     assert body["text_encoder"] == "clip" and body["text_encoder_fallback"] == "off"
     lines = [line for line in live_server.log().splitlines() if "multilingual" in line]
     assert len(lines) == 1 and "multilingual text tower off" in lines[0], lines
+
+
+# -- the UI, in Debian's Chromium ------------------------------------------------------------------------
+def _browser_page(locale: str) -> Iterator[Any]:
+    """A fresh page in headless Chromium with `locale`; fails on uncaught errors and CSP violations."""
+    from tests.browser_support import CHROMIUM, LAUNCH_ARGS, PageProblems
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    problems = PageProblems()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        context = browser.new_context(locale=locale)
+        page = context.new_page()
+        problems.attach(page)
+        yield page
+        context.close()
+        browser.close()
+    assert not problems.items, problems.items
+
+
+@pytest.fixture
+def ru_page() -> Iterator[Any]:
+    """A page of a Russian browser."""
+    yield from _browser_page("ru-RU")
+
+
+@pytest.mark.browser
+def test_the_ui_drops_the_english_hint_and_shows_the_multilingual_tower(
+    ru_page: Any, ml_server: LiveServer
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser_support import screenshot
+
+    ru_page.goto(ml_server.url + "/")
+    ru_page.wait_for_selector("html[data-ready='true']")
+    expect(ru_page.locator("#hint")).to_be_hidden()
+    examples = ru_page.locator("button.example")
+    expect(examples.first).to_have_text("Эйфелева башня ночью")
+    assert all(needs_cyrillic(text) for text in examples.all_inner_texts())
+    examples.first.click()
+    expect(ru_page.locator("#q")).to_have_value("Эйфелева башня ночью")
+    expect(ru_page.locator("#grid > li.card:not(.skeleton)")).to_have_count(6)
+    encoder = ru_page.locator("#text-encoder")
+    expect(encoder).to_have_attribute("data-text-encoder", "multilingual")
+    expect(encoder).to_have_text("Текстовая модель: многоязычная")
+    screenshot(ru_page, "multilingual-ru")
+    ru_page.fill("#q", "Eiffel Tower at night")
+    ru_page.press("#q", "Enter")
+    expect(encoder).to_have_attribute("data-text-encoder", "clip")
+    ru_page.get_by_role("button", name="English").click()
+    expect(encoder).to_have_text("Text model: CLIP (English)")
+    expect(ru_page.locator("button.example").first).to_have_text("Eiffel Tower at night")
+
+
+@pytest.mark.browser
+def test_without_the_tower_the_hint_stays_and_the_answer_says_clip_answered(
+    ru_page: Any, live_server: LiveServer
+) -> None:
+    from playwright.sync_api import expect
+
+    ru_page.goto(live_server.url + "/")
+    ru_page.wait_for_selector("html[data-ready='true']")
+    expect(ru_page.locator("#hint")).to_be_visible()
+    ru_page.fill("#q", "Эйфелева башня ночью")
+    expect(ru_page.locator("#hint")).to_have_class("hint hint-strong")
+    ru_page.press("#q", "Enter")
+    encoder = ru_page.locator("#text-encoder")
+    expect(encoder).to_have_attribute("data-text-encoder", "clip")
+    expect(encoder).to_have_text(
+        "Текстовая модель: CLIP (английский) · многоязычной модели на этом сервере нет"
+    )
+
+
+def needs_cyrillic(text: str) -> bool:
+    """Whether a text holds a Cyrillic letter."""
+    return any("\u0400" <= char <= "\u04ff" for char in text)
