@@ -11,6 +11,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.api_helpers")
 
+import json  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -175,7 +176,8 @@ def test_embed_takes_texts_and_an_image_in_one_multipart_request(
     ml_client: FlaskClient, api_library: ApiLibrary
 ) -> None:
     photo_path = next(iter(sorted(api_library.settings.images_dir.rglob("*.jpg"))))
-    form = {**upload(photo_path.read_bytes()), "texts": [RUSSIAN, ENGLISH], "text_encoder": "clip"}
+    texts = json.dumps([RUSSIAN, ENGLISH], ensure_ascii=False)
+    form = {**upload(photo_path.read_bytes()), "texts": texts, "text_encoder": "clip"}
     body = ml_client.post("/api/embed", data=form, content_type="multipart/form-data").json
     kinds = [(e["kind"], e["tower"]) for e in body["embeddings"]]
     assert kinds == [("text", "clip"), ("text", "clip"), ("image", "clip")]
@@ -210,6 +212,22 @@ def test_embed_takes_texts_and_an_image_in_one_multipart_request(
 )
 def test_embed_refuses_what_search_refuses(ml_client: FlaskClient, body: dict[str, Any], code: str) -> None:
     assert_error(ml_client.post("/api/embed", json=body), 400, code)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"texts": "not json"},
+        {"texts": '{"a": 1}'},
+        {"texts": "[1, 2]"},
+        {"texts": ['["a"]', '["b"]']},
+        {"texts": '["a"]', "k": "3"},
+        {"texts": '["a"]', "text_encoder": "bert"},
+    ],
+)
+def test_embed_refuses_bad_form_fields(ml_client: FlaskClient, fields: dict[str, Any]) -> None:
+    response = ml_client.post("/api/embed", data=fields, content_type="multipart/form-data")
+    assert_error(response, 400, "invalid_parameter")
 
 
 def test_embed_refuses_a_bad_or_oversize_upload_like_search(make_app: Callable[..., Flask]) -> None:
