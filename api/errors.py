@@ -53,6 +53,7 @@ HTTP_STATUS: dict[type[search_errors.SearchError], int] = {
     search_errors.UnknownImage: 404,
     search_errors.FileMissing: 404,
     search_errors.UnsupportedUpload: 415,
+    search_errors.TowerOff: 400,
 }
 
 
@@ -83,7 +84,7 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return response
 
 
-def _validation_message(messages: Any) -> str:
+def validation_message(messages: Any) -> str:
     """Flatten webargs' {location: {field: [msg]}} into one readable sentence."""
     parts = []
     if isinstance(messages, dict):
@@ -105,7 +106,7 @@ def handle_http_exception(error: HTTPException) -> Response:
     data = getattr(error, "data", None) or {}
     if "messages" in data:
         return error_response(
-            400, "invalid_parameter", _validation_message(data["messages"]), data["messages"]
+            400, "invalid_parameter", validation_message(data["messages"]), data["messages"]
         )
     if status == 413:
         return error_response(413, "payload_too_large", "The upload is larger than this server accepts.")

@@ -12,7 +12,7 @@ from flask import Flask, Request, Response, g, request
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
 from api.openapi import Api, openapi_config
-from api.routes import admin, classify, files, images, search, status
+from api.routes import admin, classify, embed, files, images, search, status
 from api.web import register_web
 from core.model import ClipModel
 from core.settings import Settings, load_settings
@@ -68,7 +68,7 @@ def create_app(
     app.extensions["wonders_ops"] = OpsJob(service)
 
     api = Api(app)
-    for module in (search, images, classify, status, files, admin):
+    for module in (search, embed, images, classify, status, files, admin):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
     register_metrics(app)
@@ -92,6 +92,8 @@ def create_app(
             service.load_in_background()
     else:
         service.prepare()
+        if load:
+            service.load_text_towers_in_background()
     logging.getLogger(__name__).debug("app created")
     return app
 

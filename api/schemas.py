@@ -8,6 +8,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from search.query import DEFAULT_K, MAX_K, MAX_OFFSET, Filters, PageRequest
+from search.text_router import TEXT_ENCODERS
 
 
 class WholeNumber(ma.fields.Integer):
@@ -51,10 +52,21 @@ class PageArgs(StrictSchema):
     )
 
 
+TEXT_ENCODER = ma.fields.String(
+    load_default="auto",
+    validate=validate.OneOf(TEXT_ENCODERS),
+    metadata={
+        "description": "the text tower: auto (a text with a non-Latin letter goes to the multilingual "
+        "tower, the rest to CLIP), clip, or multilingual"
+    },
+)
+
+
 class TextSearchArgs(PageArgs):
-    """A text query; any Unicode; longer than CLIP's 77 tokens is truncated."""
+    """A text query; any Unicode; longer than the tower's 77 tokens is truncated (and said so)."""
 
     q = ma.fields.String(required=True, validate=validate.Length(min=1, max=20_000))
+    text_encoder = TEXT_ENCODER
 
 
 class SimilarArgs(StrictSchema):
@@ -73,6 +85,30 @@ def filters(args: dict[str, Any]) -> Filters:
 def page_request(args: dict[str, Any]) -> PageRequest:
     """The page of parsed PageArgs / SimilarArgs."""
     return PageRequest(k=args["k"], offset=args["offset"])
+
+
+MAX_EMBED_TEXTS = 64
+
+
+class EmbedArgs(StrictSchema):
+    """Texts to embed (a JSON body, or repeated form fields `texts` beside a multipart `image`)."""
+
+    texts = ma.fields.List(
+        ma.fields.String(validate=validate.Length(min=1, max=20_000)),
+        load_default=list,
+        validate=validate.Length(max=MAX_EMBED_TEXTS),
+        metadata={"description": f"at most {MAX_EMBED_TEXTS} texts"},
+    )
+    text_encoder = TEXT_ENCODER
+
+
+class EmbedFiles(ma.Schema):
+    """An optional photo to embed, the multipart file field `image`."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    image = ma.fields.Raw(metadata={"type": "string", "format": "binary", "description": "a photo"})
 
 
 class UploadFiles(ma.Schema):
@@ -133,6 +169,43 @@ class SearchResponse(ma.Schema):
     offset = ma.fields.Integer(required=True)
     next_offset = ma.fields.Integer(allow_none=True, metadata={"description": "null when no more pages"})
     took_ms = ma.fields.Float(required=True)
+    text_encoder = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "text search: the tower that encoded the text (clip, multilingual); scores "
+            "of different towers are not comparable. null for image searches"
+        },
+    )
+    truncated = ma.fields.Boolean(
+        allow_none=True, metadata={"description": "text search: the text was cut to the tower's 77 tokens"}
+    )
+    text_encoder_fallback = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "why CLIP answered a text auto meant for the multilingual tower (loading, "
+            "off, failed); null otherwise"
+        },
+    )
+
+
+class Embedding(ma.Schema):
+    """One input as a unit vector, with the tower and model that made it."""
+
+    kind = ma.fields.String(required=True, metadata={"description": "text or image"})
+    vector = ma.fields.List(ma.fields.Float(), required=True)
+    tower = ma.fields.String(required=True, metadata={"description": "clip or multilingual"})
+    model = ma.fields.String(required=True)
+    text = ma.fields.String(allow_none=True)
+    truncated = ma.fields.Boolean(allow_none=True)
+    text_encoder_fallback = ma.fields.String(allow_none=True)
+
+
+class EmbedResponse(ma.Schema):
+    """Unit vectors in the library's space: the texts in their order, then the image."""
+
+    embeddings = ma.fields.List(ma.fields.Nested(Embedding), required=True)
+    dim = ma.fields.Integer(required=True)
+    took_ms = ma.fields.Float(required=True)
 
 
 class ImageMeta(ma.Schema):
@@ -182,12 +255,21 @@ class HealthResponse(ma.Schema):
     status = ma.fields.String(required=True)
 
 
+class TowerState(ma.Schema):
+    """Where a text tower stands."""
+
+    state = ma.fields.String(required=True, metadata={"description": "loading, ready, off or failed"})
+    model = ma.fields.String(allow_none=True)
+    reason = ma.fields.String(allow_none=True, metadata={"description": "why it is off or failed"})
+
+
 class ReadyResponse(ma.Schema):
-    """Readiness, once the model and the store answer (else a 503 error)."""
+    """Readiness, once the model and the store answer (else a 503 error), and each text tower's state."""
 
     ready = ma.fields.Boolean(required=True)
     model = ma.fields.String()
     device = ma.fields.String()
+    towers = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(TowerState))
 
 
 class StatsResponse(ma.Schema):

@@ -5,7 +5,10 @@ Sections (each can be run alone with --only):
   (default bf16 vs fp32, opt-in int8 vs fp32);
 - query: text search, image search and classify over HTTP through gunicorn vs the bare encoder, the query
   cache, 8 concurrent clients, and the API process's memory;
-- store: the embedded Qdrant store with many CLIP-like vectors: upsert, HNSW build, recall vs FAISS.
+- store: the embedded Qdrant store with many CLIP-like vectors: upsert, HNSW build, recall vs FAISS;
+- multilingual: Russian (the multilingual text tower) vs English (CLIP) text search over HTTP in one server,
+  the memory the tower adds, 8 concurrent clients mixing both (bench/multilingual.py). Full mode uses the
+  real XLM-R-large architecture with random weights; --quick a small stand-in, unless --mclip real.
 
 The model is the real ViT-L/14 architecture with random weights (bench/model.py), loaded through the
 product's encoder; `--model tiny` uses the tests' tiny CLIP (proves the bench works, measures nothing).
@@ -61,6 +64,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             "requests_per_client_image": 4,
         },
         "store": {"count": 100_000, "queries": 200, "ef_sweep": [16, 32, 64, 128, 256, 512]},
+        "multilingual": {"samples": 40, "concurrent_clients": 8, "requests_per_client": 6},
     },
     ("vit-l14", True): {
         "ingest": IngestConfig(
@@ -79,6 +83,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             "requests_per_client_image": 1,
         },
         "store": {"count": 20_000, "queries": 100, "ef_sweep": [32, 128, 256]},
+        "multilingual": {"samples": 12, "concurrent_clients": 8, "requests_per_client": 2},
     },
     ("tiny", False): {
         "ingest": IngestConfig(
@@ -97,6 +102,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             "requests_per_client_image": 4,
         },
         "store": {"count": 20_000, "queries": 100, "ef_sweep": [16, 32, 64, 128]},
+        "multilingual": {"samples": 20, "concurrent_clients": 8, "requests_per_client": 4},
     },
     ("tiny", True): {
         "ingest": IngestConfig(
@@ -110,6 +116,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             "requests_per_client_image": 1,
         },
         "store": {"count": 20_000, "queries": 50, "ef_sweep": [32, 128, 256]},
+        "multilingual": {"samples": 6, "concurrent_clients": 8, "requests_per_client": 2},
     },
 }
 
@@ -127,7 +134,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json and latest.md go")
     parser.add_argument("--cache", type=Path, default=bench_model.CACHE, help="built models and photos")
-    parser.add_argument("--only", default="ingest,query,store", help="comma-separated sections to run")
+    parser.add_argument(
+        "--only", default="ingest,query,store,multilingual", help="comma-separated sections to run"
+    )
+    parser.add_argument(
+        "--mclip",
+        choices=["real", "small"],
+        default=None,
+        help="the multilingual tower: real (XLM-R-large architecture; full mode's default) or small",
+    )
     parser.add_argument(
         "--quiet-wait",
         type=float,
@@ -204,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = photo_files(photos_dir, config.photos, size)
         encoder = None
         ingest_settings = None
-        if "query" in sections and "ingest" not in sections:
+        if sections & {"query", "multilingual"} and "ingest" not in sections:
             from bench import ingest as ingest_bench
 
             encoder, ingest_settings = ingest_bench.prepare_only(model_dir, config, workdir, photos[:4])
@@ -265,6 +280,32 @@ def main(argv: list[str] | None = None) -> int:
                 report["query"] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
                 failed = True
             report.setdefault("section_s", {})["query"] = round(time.perf_counter() - t, 1)
+        if "multilingual" in sections and encoder is not None and ingest_settings is not None:
+            t = time.perf_counter()
+            try:
+                from bench import multilingual as multilingual_bench
+
+                real = args.mclip == "real" if args.mclip else (model_name == "vit-l14" and not args.quick)
+                report["multilingual"] = multilingual_bench.run(
+                    model_dir,
+                    ingest_settings.data_dir,
+                    ingest_settings.images_dir,
+                    workdir,
+                    args.cache,
+                    real=real,
+                    dim=encoder.dim,
+                    ready_timeout=1800,
+                    **plan["multilingual"],
+                )
+                other["multilingual"] = report["multilingual"]["one_client"]["other_cores"]
+            except Exception as err:
+                log.exception("multilingual section failed")
+                report["multilingual"] = {
+                    "error": f"{type(err).__name__}: {err}",
+                    "trace": traceback.format_exc(),
+                }
+                failed = True
+            report.setdefault("section_s", {})["multilingual"] = round(time.perf_counter() - t, 1)
         del encoder
         gc.collect()
         if "store" in sections:

@@ -283,7 +283,12 @@ def checks(report: dict[str, Any]) -> list[Check]:
                     shipped["recall_at_12"] >= 0.98,
                 )
             )
-    for name in ("ingest", "query", "store"):
+    multilingual = report.get("multilingual")
+    if multilingual and "error" not in multilingual:
+        from bench.multilingual import checks as multilingual_checks
+
+        rows += multilingual_checks(multilingual)
+    for name in ("ingest", "query", "store", "multilingual"):
         section = report.get(name)
         if section and "error" in section:
             rows.append(Check(name, "section failed", section["error"][:200], "runs", False))

@@ -183,6 +183,26 @@ class Settings(BaseSettings):
         0, ge=0, le=256, description="ingest decoding processes; 0 = one per core, capped by the device"
     )
 
+    # -- Multilingual text tower (issue 14; search/text_towers.py) ---------------------------------------
+    # Unset: M-CLIP's XLM-R-large tower when CLIP_MODEL is the default ViT-L/14, else off. Set: that model
+    # (hub name, name@commit, or a local folder), refused at start when it does not fit CLIP_MODEL; `off`.
+    multilingual_model: str | None = Field(
+        None,
+        description="the multilingual text tower: hub name, name@commit, a local folder, or off; "
+        "unset = M-CLIP's when CLIP_MODEL is the default ViT-L/14, else off",
+    )
+
+    @field_validator("multilingual_model", mode="before")
+    @classmethod
+    def _multilingual_blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            if value.lower() == "off":
+                return "off"
+        return value
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings from the environment; on a bad value print what is wrong and exit with code 2."""

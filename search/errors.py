@@ -67,3 +67,15 @@ class UnsupportedUpload(SearchError):
     """An uploaded query photo that cannot be decoded (not an image, a bomb, an unsupported format)."""
 
     code = "unsupported_image"
+
+
+class TowerLoading(NotReady):
+    """The multilingual text tower asked for by name is still loading."""
+
+    code = "text_encoder_loading"
+
+
+class TowerOff(SearchError):
+    """The multilingual text tower asked for by name is switched off or failed to load."""
+
+    code = "text_encoder_unavailable"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from search.text_router import TextEncoder
+
 DEFAULT_K = 12
 MAX_K = 100
 MAX_OFFSET = 10_000
@@ -16,9 +18,11 @@ MAX_OFFSET = 10_000
 
 @dataclass(frozen=True)
 class TextTerm:
-    """A description to search for."""
+    """A description to search for, and which text tower encodes it (search/text_router.py: `auto`
+    sends a text with a non-Latin letter to the multilingual tower, the rest to CLIP)."""
 
     text: str
+    text_encoder: TextEncoder = "auto"
 
 
 @dataclass(frozen=True)

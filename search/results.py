@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.classes import LandmarkClass
 from core.payload import ImagePayload, public_path
 from core.store import Hit
+
+if TYPE_CHECKING:
+    from search.text_towers import Encoded
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,41 @@ class Result:
 
 @dataclass(frozen=True)
 class Page:
-    """A page of results; `next_offset` is None on the last page."""
+    """A page of results; `next_offset` is None on the last page.
+
+    A text search names the tower that encoded the text (`text_encoder`: scores of different towers are
+    not comparable), whether the text was cut to the tower's limit, and, when `auto` meant the
+    multilingual tower but CLIP answered, why (`text_encoder_fallback`: loading, off, failed)."""
 
     results: list[Result]
     k: int
     offset: int
     next_offset: int | None
+    took_ms: float
+    text_encoder: str | None = None
+    truncated: bool | None = None
+    text_encoder_fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """One input of /api/embed as a unit vector, with the tower and model that made it."""
+
+    kind: str  # "text" | "image"
+    vector: list[float]
+    tower: str  # "clip" | "multilingual" for a text, "clip" for the image
+    model: str
+    text: str | None = None
+    truncated: bool | None = None
+    text_encoder_fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbedAnswer:
+    """The vectors of /api/embed (texts in their order, then the image), all in one space."""
+
+    embeddings: list[Embedding]
+    dim: int
     took_ms: float
 
 
@@ -155,14 +187,38 @@ def result(hit: Hit, lookup: ClassLookup) -> Result:
     )
 
 
-def page(hits: Sequence[Hit], k: int, offset: int, took_ms: float, lookup: ClassLookup) -> Page:
-    """The page for hits fetched with one more than `k`, which tells whether a next page exists."""
+def page(
+    hits: Sequence[Hit],
+    k: int,
+    offset: int,
+    took_ms: float,
+    lookup: ClassLookup,
+    encoded: Encoded | None = None,
+) -> Page:
+    """The page for hits fetched with one more than `k`, which tells whether a next page exists;
+    `encoded`: the text query's vector and what made it."""
     return Page(
         results=[result(hit, lookup) for hit in hits[:k]],
         k=k,
         offset=offset,
         next_offset=offset + k if len(hits) > k else None,
         took_ms=took_ms,
+        text_encoder=encoded.tower if encoded else None,
+        truncated=encoded.truncated if encoded else None,
+        text_encoder_fallback=encoded.fallback if encoded else None,
+    )
+
+
+def text_embedding(text: str, encoded: Encoded) -> Embedding:
+    """A text's vector as /api/embed answers it."""
+    return Embedding(
+        kind="text",
+        vector=[float(x) for x in encoded.vector],
+        tower=encoded.tower,
+        model=encoded.model,
+        text=text,
+        truncated=encoded.truncated,
+        text_encoder_fallback=encoded.fallback,
     )
 
 

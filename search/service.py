@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,7 +26,7 @@ from PIL import Image
 from core.classes import LandmarkClass
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
-from core.model import ClipModel, load_clip
+from core.model import ClipModel, TextTower, load_clip
 from core.payload import ImagePayload, library_file
 from core.settings import Settings
 from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
@@ -47,6 +48,8 @@ from search.errors import (
 )
 from search.query import DEFAULT_K, MAX_K, Query, StoredTerm, TextTerm, UploadTerm
 from search.switch import ReadWriteLock
+from search.text_router import TextEncoder
+from search.text_towers import Encoded, TextTowers, TowerState
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,11 @@ class SearchService:
     MISMATCH_CHECK_S = 30.0
 
     def __init__(
-        self, settings: Settings, encoder: ClipModel | None = None, store: VectorStore | None = None
+        self,
+        settings: Settings,
+        encoder: ClipModel | None = None,
+        store: VectorStore | None = None,
+        multilingual: TextTower | None = None,
     ) -> None:
         self.settings = settings
         self.encoder = encoder
@@ -100,6 +107,7 @@ class SearchService:
         self.started_at = time.time()
         self.load_error: str | None = None
         self.cache = QueryCache(settings.query_cache_size)
+        self.towers = TextTowers(settings, self.cache, multilingual)
         self._classifier: ZeroShotClassifier | None = None
         self._classifier_lock = threading.Lock()
         self._loader: threading.Thread | None = None
@@ -120,6 +128,7 @@ class SearchService:
             if self.encoder is None:
                 encoder = load_clip(self.settings)
                 encoder.warm_up()
+                self.towers.check_fit(encoder.model_name, encoder.dim)  # before serving anything
                 self.encoder = encoder
             log.info(
                 "model ready: %s (%s, %s)",
@@ -132,6 +141,21 @@ class SearchService:
         except Exception as err:  # keep serving health/readiness with the reason
             log.exception("loading failed")
             self.load_error = f"{type(err).__name__}: {err}"
+            return
+        self._load_text_towers()
+
+    def load_text_towers_in_background(self) -> None:
+        """Load the multilingual text tower in a thread, beside a CLIP given ready (tests)."""
+        if self.towers.wanted:
+            self._loader = threading.Thread(target=self._load_text_towers, name="wonders-towers", daemon=True)
+            self._loader.start()
+
+    def _load_text_towers(self) -> None:
+        """The multilingual tower after CLIP (serving meanwhile: `auto` falls back to CLIP)."""
+        if self.encoder is not None and self.towers.wanted:
+            self.towers.check_fit(self.encoder.model_name, self.encoder.dim)
+            self.towers.load(self.encoder.model_name, self.encoder.dim)
+            settle_loaded_objects()
 
     def prepare(self) -> None:
         """Read the class vectors now, so the first query does not; problems are left to readiness."""
@@ -152,6 +176,8 @@ class SearchService:
 
         Anyone may ask, so the reasons name no server paths, addresses or exception texts: those are
         in the server log."""
+        if self.towers.refusal:
+            return Readiness(False, "text_encoder_mismatch", hide_paths(self.towers.refusal))
         if self.load_error:
             return Readiness(False, "load_failed", "The service failed to start; the server log says why.")
         if self.encoder is None or self.store is None:
@@ -166,6 +192,14 @@ class SearchService:
             return Readiness(False, "model_mismatch", mismatch)
         return Readiness(True, "ready", "ready")
 
+    def tower_states(self) -> dict[str, TowerState]:
+        """Each text tower's state, for anyone to read (paths cut)."""
+        clip = TowerState("ready", self.encoder.model_name) if self.encoder else TowerState("loading")
+        multilingual = self.towers.state()
+        if multilingual.reason:
+            multilingual = replace(multilingual, reason=hide_paths(multilingual.reason))
+        return {"clip": clip, "multilingual": multilingual}
+
     def require_loaded(self) -> tuple[ClipModel, VectorStore]:
         """The encoder and store once loaded, even when the collection needs rebuilding (for ingest)."""
         if self.encoder is None or self.store is None:
@@ -176,6 +210,8 @@ class SearchService:
     def require_ready(self) -> tuple[ClipModel, VectorStore]:
         """The encoder and store, or NotReady / ModelMismatch while they are not there or do not match."""
         encoder, store = self.require_loaded()
+        if self.towers.refusal:
+            raise NotReady(hide_paths(self.towers.refusal), code="text_encoder_mismatch")
         mismatch = self.collection_mismatch()
         if mismatch:
             raise ModelMismatch(mismatch)
@@ -231,6 +267,7 @@ class SearchService:
             switch_store()
             self.encoder = encoder
             self.cache = QueryCache(self.settings.query_cache_size)
+            self.towers.cache = self.cache  # text vectors are looked up through the towers
             self.reload_classifier()
 
     def class_by_id(self, class_id: str | None) -> LandmarkClass | None:
@@ -255,7 +292,9 @@ class SearchService:
             normalised_text(query.about.text)  # an empty text is refused before anything else
         _, store = self.require_ready()
         label = self.check_class(query.filters.label)
-        vector, exclude = self._query_vector(query)
+        # A text's vector comes with the tower that made it: `min_score` is read in that tower's scores.
+        encoded = self.text_embedding(query.about) if isinstance(query.about, TextTerm) else None
+        vector, exclude = (encoded.vector, None) if encoded else self._query_vector(query)
         k, offset = query.page.k, query.page.offset
         # One extra result tells whether a next page exists, so next_offset is None on the last page.
         hits = store.query(
@@ -267,13 +306,13 @@ class SearchService:
             min_score=query.filters.min_score,
             exclude_id=exclude,
         )
-        return results.page(hits, k, offset, _ms_since(started), self.class_by_id)
+        return results.page(hits, k, offset, _ms_since(started), self.class_by_id, encoded)
 
     def _query_vector(self, query: Query) -> tuple[np.ndarray, str | None]:
         """The query vector, and the id to leave out of the answer (the stored photo itself)."""
         about = query.about
         if isinstance(about, TextTerm):
-            return self.text_vector(about.text), None
+            return self.text_embedding(about).vector, None
         if isinstance(about, UploadTerm):
             return self.upload_vector(about.data), None
         if isinstance(about, StoredTerm):
@@ -281,14 +320,30 @@ class SearchService:
         raise TypeError(f"unknown query term {type(about).__name__}")
 
     def text_vector(self, text: str) -> np.ndarray:
-        """The text's embedding, from the cache when it was asked before."""
-        key = normalised_text(text)
+        """The text's embedding (the tower `auto` picks), from the cache when it was asked before."""
+        return self.text_embedding(TextTerm(text)).vector
+
+    def text_embedding(self, term: TextTerm) -> Encoded:
+        """The term's text as a vector from the tower chosen for it, and what made it (search/text_towers.py)."""
+        key = normalised_text(term.text)
         encoder, _ = self.require_ready()
-        vector = self.cache.get(key)
-        if vector is None:
-            vector = encoder.text.encode_texts([key])[0]
-            self.cache.put(key, vector)
-        return vector
+        cut = len(key) < len(" ".join(term.text.split()))
+        return self.towers.encode(key, term.text_encoder, encoder.text, cut=cut)
+
+    @store_calls
+    def embed(self, texts: list[str], text_encoder: TextEncoder, image: bytes | None) -> results.EmbedAnswer:
+        """Unit vectors of texts and of one photo, exactly as search uses them (the same cache)."""
+        started = time.perf_counter()
+        if not texts and image is None:
+            raise EmptyQuery("Send at least one text or an image to embed.")
+        for text in texts:
+            normalised_text(text)  # any empty text is refused before anything is encoded
+        encoder, _ = self.require_ready()
+        found = [results.text_embedding(t, self.text_embedding(TextTerm(t, text_encoder))) for t in texts]
+        if image is not None:
+            vector = self.upload_vector(image)
+            found.append(results.Embedding("image", [float(x) for x in vector], "clip", encoder.model_name))
+        return results.EmbedAnswer(found, encoder.dim, _ms_since(started))
 
     def upload_vector(self, data: bytes) -> np.ndarray:
         """The embedding of an uploaded photo (decoded in memory, never stored)."""

@@ -39,6 +39,8 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
             "2000",
             "--quiet-wait",
             "0",
+            "--only",
+            "ingest,query,store",  # the multilingual section: tests/test_bench_multilingual.py
         ],
         cwd=REPO,
         env=env,

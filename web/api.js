@@ -65,11 +65,11 @@ function upload(file) {
   return form;
 }
 
-/** GET /api/ready: {ok: true} or {ok: false, code, message} (503 while the model loads). */
+/** GET /api/ready: {ok: true, towers} or {ok: false, code, message} (503 while the model loads). */
 export async function ready(signal) {
   try {
-    await request("/api/ready", { signal });
-    return { ok: true };
+    const body = await request("/api/ready", { signal });
+    return { ok: true, towers: (body && body.towers) || {} };
   } catch (err) {
     if (err instanceof ApiError) return { ok: false, code: err.code, message: err.message, status: err.status };
     throw err;

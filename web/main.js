@@ -14,6 +14,7 @@
 import { bindChips, renderChips } from "./chips.js";
 import { bindClassify, renderClassify } from "./classify.js";
 import { bindContext, loadSimilarItem, renderContext } from "./context.js";
+import { renderEncoder } from "./encoder.js";
 import { bindGrid, renderGrid, renderMore } from "./grid.js";
 import { applyStatic, lang, setLang, t } from "./i18n.js";
 import { loadLibrary, renderFooter } from "./library.js";
@@ -59,6 +60,7 @@ function renderAll() {
   applyStatic();
   renderLangButtons();
   renderMessages();
+  renderEncoder();
   renderChips();
   renderContext();
   if (!state.loading) {

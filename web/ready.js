@@ -6,9 +6,34 @@ import { setBanner } from "./messages.js";
 
 const READY_FIRST_RETRY_MS = 1000;
 const READY_RETRY_MS = 3000;
+// While the multilingual text tower loads (after CLIP: the service answers meanwhile), ask this often.
+const TOWER_RETRY_MS = 5000;
 
 let ready = false;
 let readyLoop = null;
+let towers = {};
+let towerLoop = null;
+
+/** Whether the server's multilingual text tower is ready (then queries in any script work well). */
+export function multilingualReady() {
+  return Boolean(towers.multilingual && towers.multilingual.state === "ready");
+}
+
+function setTowers(next) {
+  towers = next || {};
+  document.dispatchEvent(new CustomEvent("wonders:towers"));
+  if (towers.multilingual && towers.multilingual.state === "loading" && !towerLoop) {
+    towerLoop = setTimeout(async () => {
+      towerLoop = null;
+      try {
+        const answer = await api.ready();
+        if (answer.ok) setTowers(answer.towers);
+      } catch {
+        // The readiness loop takes over when the server is gone.
+      }
+    }, TOWER_RETRY_MS);
+  }
+}
 
 /** Whether the server last said it is ready. */
 export function isReady() {
@@ -29,8 +54,8 @@ export function waitReady() {
   if (readyLoop) return readyLoop;
   readyLoop = (async () => {
     let attempt = 0;
+    let answer;
     for (;;) {
-      let answer;
       try {
         answer = await api.ready();
       } catch {
@@ -45,6 +70,7 @@ export function waitReady() {
           if (code === "store_unavailable") return t("storeDown", { message });
           if (code === "load_failed") return t("loadFailed", { message });
           if (code === "model_mismatch") return t("modelMismatch", { message });
+          if (code === "text_encoder_mismatch") return t("loadFailed", { message });
           if (code === "network") return t("networkError");
           return t("starting");
         },
@@ -53,6 +79,7 @@ export function waitReady() {
     }
     ready = true;
     setBanner(null);
+    setTowers(answer.towers);
   })().finally(() => {
     readyLoop = null;
   });

@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { contextElement, renderContext } from "./context.js";
 import { byId } from "./dom.js";
+import { showEncoder } from "./encoder.js";
 import { appendCards, clearGrid, renderGrid, renderMore, showLoading } from "./grid.js";
 import { className, formatInt, photos, t } from "./i18n.js";
 import { pageSize } from "./limits.js";
@@ -89,6 +90,7 @@ export async function runSearch({ append = false } = {}) {
       pushUrl();
     }
     setLoading(false, append);
+    showEncoder(query.mode === "text" ? page : null);
     if (append) appendCards(start);
     else renderGrid();
     renderMore();
@@ -103,6 +105,7 @@ export async function runSearch({ append = false } = {}) {
       renderMore();
     }
     setStatus(null);
+    if (!append) showEncoder(null);
     if (query.pending && err.status !== 503) {
       // The server refused the photo (too large, not an image): forget it, keep the message.
       if (query.url) URL.revokeObjectURL(query.url);
@@ -130,6 +133,7 @@ export function resetResults() {
   state.results = [];
   state.nextOffset = null;
   setLoading(false, false);
+  showEncoder(null);
   clearGrid();
   renderMore();
   setStatus(() => t("statusReady"));

@@ -1,9 +1,11 @@
 // The search box: type and press Enter, or click an example; the hint under it grows stronger when a
-// query is written in Cyrillic (English works best for now).
+// query is written in Cyrillic (English works best), and goes once the server's multilingual text
+// tower is ready.
 
 import { byId } from "./dom.js";
 import { lang, t } from "./i18n.js";
 import { setError } from "./messages.js";
+import { multilingualReady } from "./ready.js";
 import { startText } from "./search.js";
 
 const CYRILLIC = /[\u0400-\u04ff]/;
@@ -11,6 +13,7 @@ const CYRILLIC = /[\u0400-\u04ff]/;
 const el = { form: byId("search-form"), q: byId("q"), hint: byId("hint") };
 
 function updateHint() {
+  el.hint.hidden = multilingualReady();
   el.hint.classList.toggle("hint-strong", CYRILLIC.test(el.q.value));
 }
 
@@ -38,6 +41,7 @@ export function bindSearchBox() {
     startText(q);
   });
   el.q.addEventListener("input", updateHint);
+  document.addEventListener("wonders:towers", updateHint);
 
   for (const button of document.querySelectorAll(".example")) {
     button.addEventListener("click", () => {

@@ -14,7 +14,7 @@ blp = Blueprint("search", __name__, url_prefix="/api", description="Text and ima
 
 
 def _text_search(args: dict[str, Any]) -> Page:
-    query = Query(TextTerm(args["q"]), filters(args), page_request(args))
+    query = Query(TextTerm(args["q"], args["text_encoder"]), filters(args), page_request(args))
     return service().search(query)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Response, jsonify
 
 from api.context import service
@@ -23,12 +25,21 @@ def health() -> Response:
 @blp.route("/ready", methods=["GET"])
 @blp.response(200, ReadyResponse)
 def ready() -> Response:
-    """200 once the model is loaded and warmed up and the store answers, else 503 with the reason."""
+    """200 once CLIP is loaded and warmed up and the store answers, else 503 with the reason; `towers`
+    says where each text tower stands (the multilingual one may still be loading: CLIP answers meanwhile)."""
     wonders = service()
     state = wonders.readiness()
     if not state.ready or wonders.encoder is None:
         return error_response(503, state.code, state.message)
-    return jsonify({"ready": True, "model": wonders.encoder.model_name, "device": wonders.encoder.device})
+    towers = {name: asdict(tower) for name, tower in wonders.tower_states().items()}
+    return jsonify(
+        {
+            "ready": True,
+            "model": wonders.encoder.model_name,
+            "device": wonders.encoder.device,
+            "towers": towers,
+        }
+    )
 
 
 @blp.route("/stats", methods=["GET"])

@@ -8,7 +8,9 @@ re-encoding a single image.
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +199,10 @@ class ClipTextTower:
         self._model = model
         # What sentence-transformers truncates texts to: 77 tokens for CLIP.
         self.max_tokens = int(getattr(model.torch_module(), "max_seq_length", None) or 77)
+        # A copy of the tokenizer for `truncated`: a call sets the backend's truncation, so the one the
+        # model thread uses must not be called from request threads at the same time.
+        self._counter: Any = copy.deepcopy(model.torch_module().tokenizer)
+        self._counter_lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -220,6 +226,17 @@ class ClipTextTower:
         job = Job(lambda xs: model._forward(xs, 32), list(texts), batch_key=(id(self), "texts"), tower="text")
         vectors: np.ndarray = model_thread().run(job)
         return vectors
+
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """For each text, whether `encode_texts` cuts it (more than `max_tokens` tokens, the start and
+        end tokens included). Tokenizer only: no torch, any thread."""
+        if not texts:
+            return []
+        with self._counter_lock:
+            ids = self._counter(list(texts), add_special_tokens=True, truncation=False, verbose=False)[
+                "input_ids"
+            ]
+        return [len(row) > self.max_tokens for row in ids]
 
 
 def _inference_mode() -> AbstractContextManager[Any]:

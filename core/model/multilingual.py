@@ -237,6 +237,28 @@ def attention_heads(hidden: int) -> int:
     return hidden // 64
 
 
+def check_fit(model: str, image_model: str, image_dim: int) -> None:
+    """Refuse (`TowerMismatch`) a tower that cannot fit `image_model` (CLIP_MODEL, `image_dim`-d) by
+    what is known without loading it: a published tower's teacher, a local folder's numDims. Cheap (no
+    download, no weights), so a service can refuse before it serves; the load checks again."""
+    _check_pairing(model, image_model)
+    folder = Path(model).expanduser()
+    if folder.is_dir() and (folder / "config.json").is_file():
+        dim = _read_config(folder).get("numDims")
+        if dim != image_dim:
+            raise TowerMismatch(
+                f"multilingual model {model} gives {dim}-d vectors but the image model {image_model} "
+                f"gives {image_dim}-d: it was trained for another CLIP; set MULTILINGUAL_MODEL to the "
+                "M-CLIP model of your CLIP_MODEL, or off"
+            )
+
+
+def pairs_with(model: str, image_model: str) -> bool:
+    """Whether the published tower `model` is known to be trained for `image_model` (by name)."""
+    paired = PAIRED_IMAGE_MODELS.get(model.partition("@")[0].lower())
+    return paired is not None and image_model.lower() in paired
+
+
 def _check_pairing(model: str, image_model: str | None) -> None:
     """Refuse a published M-CLIP tower whose CLIP teacher is known and is not `image_model`."""
     if image_model is None or Path(model).expanduser().is_dir() or Path(image_model).expanduser().is_dir():

@@ -72,6 +72,10 @@ class TextTower(Protocol):
         """Normalized float32 embeddings, one row per text."""
         ...
 
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """For each text, whether `encode_texts` cuts it at `max_tokens` (tokenizer only, any thread)."""
+        ...
+
 
 def as_unit_float32(vectors: object) -> np.ndarray:
     """`vectors` as float32 rows of length one (what every tower returns)."""
