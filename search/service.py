@@ -24,7 +24,7 @@ import numpy as np
 from core.classes import LandmarkClass, load_classes
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
-from core.model import ClipModel, load_clip
+from core.model import ClipModel, ModelUnavailable, load_clip
 from core.payload import ImagePayload, library_file
 from core.settings import Settings
 from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
@@ -52,6 +52,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 STORE_DOWN_MESSAGE = "The vector store is not reachable right now; retry soon."
+# Page.reason when nothing is indexed yet: the query is not to blame, the library is empty.
+EMPTY_LIBRARY = "empty_library"
 
 
 def store_calls(method: Callable[P, R]) -> Callable[P, R]:
@@ -93,6 +95,7 @@ class SearchService:
         self.store = store
         self.started_at = time.time()
         self.load_error: str | None = None
+        self.load_exception: BaseException | None = None
         self.cache = QueryCache(settings.query_cache_size)
         self._classifier: ZeroShotClassifier | None = None
         self._classifier_lock = threading.Lock()
@@ -122,8 +125,13 @@ class SearchService:
             )
             self.prepare()
             settle_loaded_objects()
+        except ModelUnavailable as err:  # the message says it all: no traceback
+            log.error("%s", err)
+            self.load_exception = err
+            self.load_error = f"{type(err).__name__}: {err}"
         except Exception as err:  # keep serving health/readiness with the reason
             log.exception("loading failed")
+            self.load_exception = err
             self.load_error = f"{type(err).__name__}: {err}"
 
     def prepare(self) -> None:
@@ -237,8 +245,11 @@ class SearchService:
             normalised_text(query.about.text)  # an empty text is refused before anything else
         _, store = self.require_ready()
         label = self.check_class(query.filters.label)
-        vector, exclude = self._query_vector(query)
         k, offset = query.page.k, query.page.offset
+        if not self.library_exists() and not isinstance(query.about, StoredTerm):
+            # No collection yet (nothing ingested): an empty page that says why, not an outage.
+            return results.Page([], k, offset, None, _ms_since(started), reason=EMPTY_LIBRARY)
+        vector, exclude = self._query_vector(query)
         # One extra result tells whether a next page exists, so next_offset is None on the last page.
         hits = store.query(
             IMAGES,
@@ -249,7 +260,22 @@ class SearchService:
             min_score=query.filters.min_score,
             exclude_id=exclude,
         )
-        return results.page(hits, k, offset, _ms_since(started), self.class_by_id)
+        answer = results.page(hits, k, offset, _ms_since(started), self.class_by_id)
+        if not hits and offset == 0 and store.count(IMAGES) == 0:
+            answer = results.Page([], k, offset, None, answer.took_ms, reason=EMPTY_LIBRARY)
+        return answer
+
+    def library_exists(self) -> bool:
+        """Whether the images collection exists (it does once anything was ingested, or indexing began)."""
+        _, store = self.require_loaded()
+        return store.collection_meta(IMAGES) is not None
+
+    def _retrieve(self, ids: list[str], with_vectors: bool = False) -> list[Any]:
+        """Stored points by id; none while the collection does not exist yet."""
+        _, store = self.require_ready()
+        if not self.library_exists():
+            return []
+        return store.retrieve(IMAGES, ids, with_vectors=with_vectors)
 
     def _query_vector(self, query: Query) -> tuple[np.ndarray, str | None]:
         """The query vector, and the id to leave out of the answer (the stored photo itself)."""
@@ -281,8 +307,7 @@ class SearchService:
 
     def stored_vector(self, point_id: str) -> np.ndarray:
         """The stored vector of a photo of the library."""
-        _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)], with_vectors=True)
+        found = self._retrieve([_point_id(point_id)], with_vectors=True)
         if not found or found[0].vector is None:
             raise UnknownImage("No image with this id.")
         return np.asarray(found[0].vector, dtype=np.float32)
@@ -305,8 +330,7 @@ class SearchService:
     @store_calls
     def image(self, point_id: str) -> results.ImageRecord:
         """Everything stored about one photo."""
-        _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)])
+        found = self._retrieve([_point_id(point_id)])
         if not found:
             raise UnknownImage("No image with this id.")
         return results.image_record(found[0].id, found[0].payload, self.class_by_id)
@@ -314,8 +338,7 @@ class SearchService:
     @store_calls
     def image_file(self, point_id: str) -> Path:
         """The library file of a stored photo."""
-        _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)])
+        found = self._retrieve([_point_id(point_id)])
         if not found:
             raise UnknownImage("No image with this id.")
         path = library_file(ImagePayload.from_stored(found[0].payload).path, self.settings.images_dir)
@@ -330,8 +353,7 @@ class SearchService:
         settings = self.settings
         path = thumb_path(settings.thumbs_dir, point_id)
         if path.is_file():
-            _, store = self.require_ready()
-            if not store.retrieve(IMAGES, [point_id]):  # only for ids in the collection
+            if not self._retrieve([point_id]):  # only for ids in the collection
                 raise UnknownImage("No image with this id.")
             return path
         source = self.image_file(point_id)
@@ -346,7 +368,7 @@ class SearchService:
         """The classes with names, prompts and how many photos carry each."""
         _, store = self.require_ready()
         known = self.classifier().classes
-        counts = store.label_counts(IMAGES, [c.id for c in known])
+        counts = self._label_counts(store, [c.id for c in known])
         return [results.ClassInfo(c.id, c.name, c.name_ru, list(c.prompts), counts[c.id]) for c in known]
 
     @store_calls
@@ -354,21 +376,27 @@ class SearchService:
         """Point count, model, embedding size, counts per class, the last cross-check and the limits."""
         encoder, store = self.require_ready()
         known = self.classifier().classes
-        collection = store.stats(IMAGES)
+        exists = self.library_exists()
         settings = self.settings
         return results.Stats(
-            points=store.count(IMAGES),
-            indexed_vectors=collection.indexed_vectors,
+            points=store.count(IMAGES) if exists else 0,
+            indexed_vectors=store.stats(IMAGES).indexed_vectors if exists else 0,
             model=encoder.model_name,
             dim=encoder.dim,
             device=encoder.device,
             precision=encoder.precision,
             store=settings.store_kind,
-            classes=store.label_counts(IMAGES, [c.id for c in known]),
+            classes=self._label_counts(store, [c.id for c in known]),
             crosscheck=_read_json(settings.crosscheck_report),
             query_cache={"hits": self.cache.hits, "misses": self.cache.misses},
             limits={"max_upload_mb": settings.max_upload_mb, "max_k": MAX_K, "default_k": DEFAULT_K},
         )
+
+    def _label_counts(self, store: VectorStore, labels: list[str]) -> dict[str, int]:
+        """Photos per class label; all zero while the collection does not exist yet."""
+        if not self.library_exists():
+            return dict.fromkeys(labels, 0)
+        return store.label_counts(IMAGES, labels)
 
     def _decode_upload(self, data: bytes, min_side: int) -> Any:
         """An uploaded photo decoded to RGB, shrunk while decoding to what the model needs."""
