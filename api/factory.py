@@ -9,13 +9,16 @@ from typing import IO
 
 from flask import Flask, Request, Response, g, request
 
+from api.docs import register_docs
 from api.errors import register_error_handlers
 from api.openapi import Api, openapi_config
-from api.routes import admin, classify, files, images, search, status
+from api.routes import admin, classify, files, images, indexing, search, status
+from api.strict_params import refuse_unknown_query
 from api.web import register_web
 from core.model import ClipModel
 from core.settings import Settings, load_settings
 from core.store import VectorStore
+from ingest.autostart import LibraryIndexer
 from ingest.job import IngestJob
 from search import SearchService
 
@@ -63,11 +66,14 @@ def create_app(
     service = SearchService(settings, encoder=encoder, store=store)
     app.extensions["wonders"] = service
     app.extensions["wonders_ingest"] = IngestJob(service)
+    app.extensions["wonders_indexer"] = LibraryIndexer(service, app.extensions["wonders_ingest"])
 
     api = Api(app)
-    for module in (search, images, classify, status, files, admin):
+    for module in (search, images, classify, status, files, admin, indexing):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
+    refuse_unknown_query(app)
+    register_docs(app)
     register_web(app)
 
     @app.before_request

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ from ingest.pipeline import run_ingest
 from search import SearchService
 
 log = logging.getLogger(__name__)
+
+# The terminal gets one progress line at most this often.
+PROGRESS_LOG_S = 5.0
 
 
 class IngestJob:
@@ -24,6 +28,7 @@ class IngestJob:
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"state": "idle"}
         self._thread: threading.Thread | None = None
+        self._logged_at = float("-inf")
 
     def status(self) -> dict[str, Any]:
         """A copy of the job's state: idle, running (with done/total), done (with summary) or failed."""
@@ -50,6 +55,10 @@ class IngestJob:
     def _progress(self, phase: str, done: int, total: int) -> None:
         with self._lock:
             self._state.update({"phase": phase, "done": done, "total": total})
+        now = time.monotonic()
+        if now - self._logged_at >= PROGRESS_LOG_S or done == total:
+            self._logged_at = now
+            log.info("indexing: %s of %s photos", f"{done:,}", f"{total:,}")
 
     def _run(self, paths: list[Path], recreate: bool, prune: bool) -> None:
         service = self.service
