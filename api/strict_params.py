@@ -22,7 +22,9 @@ def refuse_unknown_query(app: Flask) -> None:
             return
         names = ", ".join(sorted(request.args.keys()))[:200]
         raise ApiError(
-            400, "invalid_parameter", f"invalid parameters: this endpoint takes no query parameters ({names})."
+            400,
+            "invalid_parameter",
+            f"invalid parameters: this endpoint takes no query parameters ({names}).",
         )
 
 

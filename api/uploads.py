@@ -36,9 +36,7 @@ def read_upload(files: dict[str, Any]) -> bytes:
     """The bytes of the uploaded `image`, or a 400 (no such field) / 413 (over MAX_UPLOAD_MB) ApiError."""
     upload = files.get("image")
     if not isinstance(upload, FileStorage):
-        raise ApiError(
-            400, "missing_image", "Send the photo as the multipart/form-data file field 'image'."
-        )
+        raise ApiError(400, "missing_image", "Send the photo as the multipart/form-data file field 'image'.")
     settings = service().settings
     data: bytes = upload.stream.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:

@@ -290,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except Exception as err:
                 log.exception("first_run section failed")
-                report["first_run"] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
+                report["first_run"] = {
+                    "error": f"{type(err).__name__}: {err}",
+                    "trace": traceback.format_exc(),
+                }
                 failed = True
             report.setdefault("section_s", {})["first_run"] = round(time.perf_counter() - t, 1)
     finally:

@@ -96,7 +96,12 @@ def run(model: str, cache: Path, workdir: Path, photos: int, queries: int, timeo
     empty.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"photos": photos}
 
-    env = {**base, "IMAGES_DIR": str(empty), "DATA_DIR": str(workdir / "data-empty"), "INDEX_ON_START": "true"}
+    env = {
+        **base,
+        "IMAGES_DIR": str(empty),
+        "DATA_DIR": str(workdir / "data-empty"),
+        "INDEX_ON_START": "true",
+    }
     server, seconds = _time_to_search(env, workdir / "first-run-empty.log", timeout)
     server.stop()
     result["empty_library_to_search_s"] = round(seconds, 2)

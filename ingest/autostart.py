@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
@@ -22,6 +23,7 @@ from ingest.scan import library_is_empty
 from search import SearchService
 
 log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
 
 # While the download runs, what has landed is indexed at most this often.
 INDEX_EVERY_S = 5.0
@@ -50,7 +52,7 @@ def fetch_dataset(settings: Settings, done: threading.Event) -> FetchOutcome:
         *FETCH_ARGS,
     ]
     try:
-        finished = subprocess.run(command, check=False, timeout=3600)
+        finished = subprocess.run(command, check=False, timeout=3600, cwd=REPO)
     except (OSError, subprocess.TimeoutExpired) as err:
         return FetchOutcome(False, f"the download could not run ({type(err).__name__})")
     finally:
@@ -110,7 +112,10 @@ class LibraryIndexer:
 
     def _fetch_while_indexing(self, settings: Settings) -> None:
         """Download the landmark library, indexing what has landed every few seconds."""
-        log.info("The library %s is empty: downloading the landmark library in the background.", settings.images_dir)
+        log.info(
+            "The library %s is empty: downloading the landmark library in the background.",
+            settings.images_dir,
+        )
         self._set_fetch(state="running")
         done = threading.Event()
         outcome: list[FetchOutcome] = []
@@ -126,7 +131,9 @@ class LibraryIndexer:
         if result.ok:
             self._set_fetch(state="done")
         else:
-            log.warning("%s; copy photos into %s/ or run `make dataset` later.", result.message, settings.images_dir)
+            log.warning(
+                "%s; copy photos into %s/ or run `make dataset` later.", result.message, settings.images_dir
+            )
             self._set_fetch(state="failed", message=result.message)
 
     def _index(self) -> None:

@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=12, help="neighbours compared per query")
     args = parser.parse_args(argv)
     settings = load_settings()
-    service = find_service(settings.data_dir, settings.port) if store_backend(settings).single_process else None
+    service = (
+        find_service(settings.data_dir, settings.port) if store_backend(settings).single_process else None
+    )
     if service is None:
         return crosscheck.main(argv)
     print(f"A Wonders service is running at {service.url}: it runs the cross-check on its store.")

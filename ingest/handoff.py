@@ -35,7 +35,9 @@ class RunningService:
         result: dict[str, Any] = response.json()
         return result
 
-    def start(self, paths: list[Path], recreate: bool, prune: bool = False, poll_s: float = 0.5) -> dict[str, Any]:
+    def start(
+        self, paths: list[Path], recreate: bool, prune: bool = False, poll_s: float = 0.5
+    ) -> dict[str, Any]:
         """Ask the service to ingest; while it runs another job (its own indexing at start), wait for that
         one to end first, so the paths asked for are ingested by a run that started after they were."""
         body = {"paths": [str(p.resolve()) for p in paths], "recreate": recreate, "prune": prune}

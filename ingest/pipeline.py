@@ -180,7 +180,15 @@ def run_ingest(
 
     try:
         _encode_and_write(
-            settings, encoder, store, classifier, fingerprint, todo, report, show_progress, on_progress,
+            settings,
+            encoder,
+            store,
+            classifier,
+            fingerprint,
+            todo,
+            report,
+            show_progress,
+            on_progress,
             undecodable,
         )
     finally:
@@ -240,7 +248,9 @@ def _new_candidates(
     return todo
 
 
-def _not_known_bad(todo: list[_Candidate], undecodable: Undecodable, report: IngestReport) -> list[_Candidate]:
+def _not_known_bad(
+    todo: list[_Candidate], undecodable: Undecodable, report: IngestReport
+) -> list[_Candidate]:
     """Drop files whose exact bytes failed to decode in an earlier run (skipped, with that reason)."""
     kept = []
     for candidate in todo:

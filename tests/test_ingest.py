@@ -75,10 +75,10 @@ class EncodeCounter:
         self.images = 0
         real = encoder.image.encode_images
 
-        def counting(images: list[Image.Image], batch_size: int = 8) -> np.ndarray:
+        def counting(images: list[Image.Image], batch_size: int = 8, background: bool = False) -> np.ndarray:
             self.calls += 1
             self.images += len(images)
-            return real(images, batch_size=batch_size)
+            return real(images, batch_size=batch_size, background=background)
 
         monkeypatch.setattr(encoder.image, "encode_images", counting)
 

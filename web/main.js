@@ -12,6 +12,7 @@
 // More like this, Clear, a 503), it calls back a function wired here, so no import goes round in a circle.
 // index.html preloads every module, so the browser fetches them at once rather than level by level.
 
+import { ingestStatus } from "./api.js";
 import { Backoff } from "./backoff.js";
 import { bindChips, renderChips } from "./chips.js";
 import { bindClassify, renderClassify } from "./classify.js";
@@ -45,19 +46,24 @@ function restore() {
 // Recoveries in a row wait longer each time, so a server that keeps answering 503 gets no request storm.
 const recoveries = new Backoff({ base: 1000, max: 30000 });
 let recovering = null;
+let unavailableAgain = false;
 
-/** The server answered 503 (restarting, store down): wait for it, then redo what was on screen. */
+/** The server answered 503 (restarting, store down): wait for it, then redo what was on screen; again,
+ * waiting longer each time, while it keeps answering 503. */
 function recover() {
-  if (recovering) return recovering;
+  if (recovering) {
+    unavailableAgain = true; // a 503 during the recovery: it goes round once more
+    return recovering;
+  }
   recovering = (async () => {
-    markUnready();
-    await recoveries.wait();
-    await waitReady();
-    if (await loadLibrary()) {
-      if (state.query) {
-        if (await runSearch()) recoveries.succeeded();
-      } else recoveries.succeeded();
-    }
+    do {
+      unavailableAgain = false;
+      markUnready();
+      await recoveries.wait();
+      await waitReady();
+      if ((await loadLibrary()) && state.query) await runSearch();
+    } while (unavailableAgain);
+    recoveries.succeeded();
   })().finally(() => {
     recovering = null;
   });
@@ -124,6 +130,7 @@ async function boot() {
   whenUnavailable(recover);
   setStatus(() => t("statusReady"));
   await waitReady();
+  state.indexing = await ingestStatus().catch(() => null); // the empty-library banner depends on it
   await loadLibrary();
   restore();
   watchIndexing({ onGrown: refreshAfterIndexing });

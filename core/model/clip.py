@@ -199,7 +199,11 @@ class ClipImageTower:
             step = min(step, self.BACKGROUND_SLICE)
         parts = [
             thread.run(
-                Job(lambda xs: model._forward(xs, batch_size), list(images[i : i + step]), background=background)
+                Job(
+                    lambda xs: model._forward(xs, batch_size),
+                    list(images[i : i + step]),
+                    background=background,
+                )
             )
             for i in range(0, len(images), step)
         ]

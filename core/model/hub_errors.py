@@ -24,7 +24,7 @@ def explain(model: str, setting: str, err: BaseException) -> str:
         f"Could not load the model '{model}' ({setting}): it is not in the local Hugging Face cache and "
         f"the hub could not be reached or does not know it ({type(err).__name__}: {reason}). "
         f"Either set {setting} to a local folder that holds the model, or download it once on a machine "
-        "that can reach huggingface.co: `.venv/bin/python -c \"from sentence_transformers import "
+        'that can reach huggingface.co: `.venv/bin/python -c "from sentence_transformers import '
         f"SentenceTransformer; SentenceTransformer('{model}')\"` fills the cache (~/.cache/huggingface, "
         "or HF_HOME), which you can copy here; "
         f"`SentenceTransformer('{model}').save('models/clip')` writes a folder for {setting}=models/clip."
