@@ -90,7 +90,7 @@ class LibraryIndexer:
     def status(self) -> dict[str, Any]:
         """What anyone may see: the indexing job's state and progress, and the download's state."""
         job = self.job.status()
-        public = {key: job[key] for key in ("state", "phase", "done", "total") if key in job}
+        public: dict[str, Any] = {k: job[k] for k in ("state", "phase", "done", "total") if k in job}
         if "report" in job:
             public["new"] = job["report"].get("new", 0)
         with self._lock:

@@ -5,6 +5,7 @@ This is the service side of the hand-off; `ingest/handoff.py` is the client side
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # The terminal gets one progress line at most this often.
 PROGRESS_LOG_S = 5.0
+# The run's thread (and the decode threads it starts, which inherit it) yields the CPU to request threads.
+BACKGROUND_NICE = 10
 
 
 class IngestJob:
@@ -61,6 +64,7 @@ class IngestJob:
             log.info("indexing: %s of %s photos", f"{done:,}", f"{total:,}")
 
     def _run(self, paths: list[Path], recreate: bool, prune: bool) -> None:
+        _lower_this_threads_priority()
         service = self.service
         try:
             encoder, store = service.require_loaded()
@@ -88,3 +92,11 @@ class IngestJob:
             final = {"state": "failed", "error": f"{type(err).__name__}: {err}"}
         with self._lock:
             self._state.update(final)
+
+
+def _lower_this_threads_priority() -> None:
+    """Nice the calling thread (Linux: a thread is a task with its own nice value); elsewhere nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except (AttributeError, OSError):
+        pass
