@@ -177,6 +177,7 @@ def test_the_service_serves_at_once_and_indexes_its_library_itself(
     assert "GET /api/search" in log  # the access log is on ...
     assert "GET /api/ready" not in log and "GET /api/ingest" not in log  # ... without the polls
     assert "Could not load library with" not in log and "initializing a new" not in log
+    assert "Loading weights" not in log
 
 
 def test_a_text_query_goes_between_the_passes_of_an_image_batch(encoder: ClipModel) -> None:
