@@ -96,6 +96,7 @@ class SearchService:
         self.started_at = time.time()
         self.load_error: str | None = None
         self.load_exception: BaseException | None = None
+        self._library_seen = False  # the images collection was seen to exist (it is never dropped)
         self.cache = QueryCache(settings.query_cache_size)
         self._classifier: ZeroShotClassifier | None = None
         self._classifier_lock = threading.Lock()
@@ -246,10 +247,13 @@ class SearchService:
         _, store = self.require_ready()
         label = self.check_class(query.filters.label)
         k, offset = query.page.k, query.page.offset
-        if not self.library_exists() and not isinstance(query.about, StoredTerm):
-            # No collection yet (nothing ingested): an empty page that says why, not an outage.
+        # No collection yet (nothing ingested): an empty page that says why, not an outage. A text is
+        # not even encoded; an upload is still checked (a bad one is a 415), a stored id is a 404.
+        if isinstance(query.about, TextTerm) and not self.library_exists():
             return results.Page([], k, offset, None, _ms_since(started), reason=EMPTY_LIBRARY)
         vector, exclude = self._query_vector(query)
+        if not self.library_exists():
+            return results.Page([], k, offset, None, _ms_since(started), reason=EMPTY_LIBRARY)
         # One extra result tells whether a next page exists, so next_offset is None on the last page.
         hits = store.query(
             IMAGES,
@@ -266,9 +270,14 @@ class SearchService:
         return answer
 
     def library_exists(self) -> bool:
-        """Whether the images collection exists (it does once anything was ingested, or indexing began)."""
+        """Whether the images collection exists (it does once anything was ingested, or indexing began).
+
+        Once seen it is not asked again (a Qdrant server round trip per search otherwise)."""
+        if self._library_seen:
+            return True
         _, store = self.require_loaded()
-        return store.collection_meta(IMAGES) is not None
+        self._library_seen = store.collection_meta(IMAGES) is not None
+        return self._library_seen
 
     def _retrieve(self, ids: list[str], with_vectors: bool = False) -> list[Any]:
         """Stored points by id; none while the collection does not exist yet."""

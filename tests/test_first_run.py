@@ -5,6 +5,7 @@ download is faked or pointed at a closed port."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -86,6 +87,11 @@ def test_an_empty_library_answers_empty_pages_with_a_reason_not_503(
         assert client.get("/api/classes").status_code == 200
         assert client.get(f"/api/images/{uuid.uuid4()}/similar").status_code == 404
         assert client.get(f"/api/images/{uuid.uuid4()}").status_code == 404
+        good = {"image": (io.BytesIO(jpeg_bytes(photo(5, (64, 64)))), "a.jpg")}
+        by_photo = client.post("/api/search/image", data=good)
+        assert by_photo.status_code == 200 and by_photo.get_json()["reason"] == "empty_library"
+        bad = {"image": (io.BytesIO(b"not an image" * 20), "b.jpg")}
+        assert client.post("/api/search/image", data=bad).status_code == 415  # still checked
     finally:
         store.close()
 
@@ -373,7 +379,7 @@ def test_a_bad_json_body_is_explained_in_words(client: Any) -> None:
 def test_an_upload_without_the_image_field_names_it(client: Any) -> None:
     from tests.api_helpers import assert_error
 
-    answer = client.post("/api/classify", data={"photo": (__import__("io").BytesIO(b"x"), "a.jpg")})
+    answer = client.post("/api/classify", data={"photo": (io.BytesIO(b"x"), "a.jpg")})
     error = assert_error(answer, 400)
     assert "multipart/form-data file field 'image'" in error["message"]
 
