@@ -461,8 +461,8 @@ def test_upload_errors_are_explained(page: Any, live_server: Any, tmp_path: Path
     page.get_by_role("button", name="Русский").click()
     expect(alert).to_contain_text("Файл не удалось прочитать как изображение.")
 
-    # A successful search clears the message.
-    page.get_by_role("button", name="Eiffel Tower at night").click()
+    # A successful search clears the message (the examples speak the UI's language: issue 13, item 11).
+    page.get_by_role("button", name="Эйфелева башня ночью").click()
     expect(cards(page)).to_have_count(12)
     expect(alert).to_be_hidden()
 

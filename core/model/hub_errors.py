@@ -17,8 +17,18 @@ class ModelUnavailable(RuntimeError):
     """The model could not be loaded from the cache, a folder or the hub; the message says what to do."""
 
 
+def _looks_like_a_folder(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().is_absolute()
+
+
 def explain(model: str, setting: str, err: BaseException) -> str:
-    """The paragraph for a model that could not be fetched."""
+    """The paragraph for a model that could not be found or fetched."""
+    if _looks_like_a_folder(model):
+        return (
+            f"Could not load the model '{model}' ({setting}): there is no such folder. Set {setting} to a "
+            "folder that holds a saved model (`SentenceTransformer(name).save(folder)`), or to a model "
+            "name on the Hugging Face hub such as openai/clip-vit-large-patch14."
+        )
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
     return (
         f"Could not load the model '{model}' ({setting}): it is not in the local Hugging Face cache and "
