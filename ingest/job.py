@@ -4,6 +4,7 @@ This is the service side of the hand-off; `ingest/handoff.py` is the client side
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -96,7 +97,5 @@ class IngestJob:
 
 def _lower_this_threads_priority() -> None:
     """Nice the calling thread (Linux: a thread is a task with its own nice value); elsewhere nothing."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
-    except (AttributeError, OSError):
-        pass
