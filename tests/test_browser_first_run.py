@@ -62,7 +62,12 @@ def empty_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     )
     server = start_gunicorn(env, root / "gunicorn.log")
     deadline = time.monotonic() + 120
-    while requests.get(f"{server.url}/api/ingest", timeout=30).json()["fetch"]["state"] in ("off", "running"):
+
+    def settled() -> bool:  # the download failed, and the indexing of the (empty) library after it ended
+        status = requests.get(f"{server.url}/api/ingest", timeout=30).json()
+        return bool(status["fetch"]["state"] == "failed" and status["state"] != "running")
+
+    while not settled():
         assert time.monotonic() < deadline, server.log()
         time.sleep(0.3)
     yield server

@@ -63,9 +63,9 @@ export async function watchIndexing(options = {}) {
       state.indexing = status;
       renderIndexing();
       const progress = `${status.state}:${status.done || 0}:${status.fetch && status.fetch.state}`;
-      if (seen !== null && progress !== seen) await onGrown();
+      // Once per poll at most: photos landed, or the work just ended.
+      if ((seen !== null && progress !== seen) || (!busy(status) && busy(previous))) await onGrown();
       seen = progress;
-      if (!busy(status) && busy(previous)) await onGrown();
       await sleep(busy(status) ? POLL_MS : IDLE_POLL_MS);
       await visible();
   }
