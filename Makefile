@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
+# Where torch comes from: empty = PyPI (on Linux the CUDA build); https://download.pytorch.org/whl/cpu
+# for the CPU build on a machine without an NVIDIA GPU (see README).
+TORCH_INDEX_URL ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -12,17 +15,17 @@ STAMP := $(VENV)/.installed
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX_URL),$(PY) -m pip install --quiet --index-url $(TORCH_INDEX_URL) "$$(grep -E '^torch==' requirements.txt)")
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create the virtual environment and install everything
 
-run: setup ## ingest what images/ holds, then serve API and UI on http://localhost:8000 (PORT)
-	$(PY) -m ingest --if-empty-hint
-	$(PY) -m gunicorn -c api/gunicorn_conf.py "api.wsgi:app"
+run: setup ## serve API and UI on http://localhost:8000 (PORT) at once, indexing images/ in the background
+	$(PY) -m api.launch
 
-serve: setup ## serve without ingesting first
-	$(PY) -m gunicorn -c api/gunicorn_conf.py "api.wsgi:app"
+serve: setup ## serve what is already indexed, without indexing or downloading anything at start
+	INDEX_ON_START=false FETCH_DATASET_IF_EMPTY=false $(PY) -m api.launch
 
 COMPOSE ?= docker compose
 
@@ -61,7 +64,7 @@ reindex: ## re-encode every photo with another model, then switch: make reindex 
 	fi
 
 crosscheck: setup ## rerun the FAISS cross-check of Qdrant's answers
-	$(PY) -m eval.crosscheck $(ARGS)
+	$(PY) -m ingest.crosscheck_cli $(ARGS)
 
 test: setup ## the whole test suite
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
@@ -83,16 +86,29 @@ bench-scale: setup ## a million 768-d vectors in the embedded store (long: ~1 h 
 dataset: setup ## download a CC-licensed landmark library into images/
 	$(PY) -m dataset $(ARGS)
 
+# The compose stack needs Docker's compose plugin; say so plainly instead of docker's own error.
+define need_compose
+	@$(COMPOSE) version >/dev/null 2>&1 || { \
+		echo "'$(COMPOSE)' is not available: install Docker with its compose plugin (docs.docker.com/compose/install), or set COMPOSE=docker-compose. Without Docker, \`make run\` serves everything here."; \
+		exit 1; }
+endef
+
 up: ## the compose stack (Qdrant server, api, web); needs QDRANT_API_KEY in .env
+	$(need_compose)
+	@test -n "$$QDRANT_API_KEY" || grep -qsE '^QDRANT_API_KEY=[^[:space:]]+' .env || { \
+		echo "Set QDRANT_API_KEY in .env first (e.g. echo QDRANT_API_KEY=\$$(openssl rand -hex 32) >> .env): the stack's Qdrant server refuses to start without one."; \
+		exit 1; }
 	$(COMPOSE) up -d --build
 
 up-metrics: ## the compose stack with Prometheus scraping the API (profile "metrics")
 	$(COMPOSE) --profile metrics up -d --build
 
 down:
+	$(need_compose)
 	$(COMPOSE) --profile metrics down
 
 logs:
+	$(need_compose)
 	$(COMPOSE) logs -f --tail=100
 
 clean: ## remove the virtual environment (data/ and images/ are kept)

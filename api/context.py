@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from ingest.autostart import LibraryIndexer
 from ingest.job import IngestJob
 from search import SearchService
 
@@ -17,4 +18,10 @@ def service() -> SearchService:
 def ingest_job() -> IngestJob:
     """The ingest job of the running app (the service side of `make ingest`'s hand-off)."""
     found: IngestJob = current_app.extensions["wonders_ingest"]
+    return found
+
+
+def indexer() -> LibraryIndexer:
+    """The service's own background indexing (and first-run download) of the library."""
+    found: LibraryIndexer = current_app.extensions["wonders_indexer"]
     return found

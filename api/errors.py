@@ -85,19 +85,26 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 
 
 def validation_message(messages: Any) -> str:
-    """Flatten webargs' {location: {field: [msg]}} into one readable sentence."""
+    """Flatten webargs' {location: {field: [msg]}} into one readable sentence (no Python lists)."""
     parts = []
     if isinstance(messages, dict):
         for location, fields in messages.items():
             if isinstance(fields, dict):
                 for field, problems in fields.items():
-                    text = (
-                        "; ".join(str(p) for p in problems) if isinstance(problems, list) else str(problems)
-                    )
-                    parts.append(f"{field}: {text}")
+                    name = "body" if field == "_schema" else str(field)
+                    parts.append(f"{name}: {_readable(problems)}")
             else:
-                parts.append(f"{location}: {fields}")
+                parts.append(f"{'body' if location == 'json' else location}: {_readable(fields)}")
     return "invalid parameters: " + ", ".join(parts) if parts else "invalid parameters"
+
+
+def _readable(problems: Any) -> str:
+    """Validation messages (a string, a list, or nested per item or key) as plain text."""
+    if isinstance(problems, list | tuple):
+        return "; ".join(_readable(p) for p in problems)
+    if isinstance(problems, dict):
+        return "; ".join(f"{key}: {_readable(value)}" for key, value in problems.items())
+    return str(problems)
 
 
 def handle_http_exception(error: HTTPException) -> Response:

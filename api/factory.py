@@ -9,14 +9,17 @@ from typing import IO
 
 from flask import Flask, Request, Response, g, request
 
+from api.docs import register_docs
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
 from api.openapi import Api, openapi_config
-from api.routes import admin, classify, embed, files, images, search, status
+from api.routes import admin, classify, embed, files, images, indexing, search, status
+from api.strict_params import refuse_unknown_query
 from api.web import register_web
 from core.model import ClipModel
 from core.settings import Settings, load_settings
 from core.store import VectorStore
+from ingest.autostart import LibraryIndexer
 from ingest.job import IngestJob
 from ops.jobs import OpsJob
 from search import SearchService
@@ -66,12 +69,15 @@ def create_app(
     app.extensions["wonders"] = service
     app.extensions["wonders_ingest"] = IngestJob(service)
     app.extensions["wonders_ops"] = OpsJob(service)
+    app.extensions["wonders_indexer"] = LibraryIndexer(service, app.extensions["wonders_ingest"])
 
     api = Api(app)
-    for module in (search, embed, images, classify, status, files, admin):
+    for module in (search, embed, images, classify, status, files, admin, indexing):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
     register_metrics(app)
+    refuse_unknown_query(app)
+    register_docs(app)
     register_web(app)
 
     @app.before_request

@@ -50,6 +50,7 @@ graceful_timeout = 30
 keepalive = 5
 preload_app = False  # torch must not run before the fork: each worker loads the model itself
 accesslog = _settings.gunicorn_access_log or None  # empty: no access log
+logger_class = "api.quiet_access.QuietAccessLogger"  # the UI's polls are not logged
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 limit_request_line = 8190

@@ -118,7 +118,12 @@ class UploadFiles(ma.Schema):
         unknown = ma.EXCLUDE
 
     image = ma.fields.Raw(
-        required=True, metadata={"type": "string", "format": "binary", "description": "the photo"}
+        required=True,
+        metadata={"type": "string", "format": "binary", "description": "the photo"},
+        error_messages={
+            "required": "Send the photo as the multipart/form-data file field 'image' "
+            "(e.g. curl -F image=@photo.jpg)."
+        },
     )
 
 
@@ -159,6 +164,7 @@ class Result(ma.Schema):
     width = ma.fields.Integer(allow_none=True)
     height = ma.fields.Integer(allow_none=True)
     attribution = ma.fields.Nested(Attribution, allow_none=True)
+    title = ma.fields.String(metadata={"description": "the photo's recorded title, else its file name"})
 
 
 class SearchResponse(ma.Schema):
@@ -185,6 +191,10 @@ class SearchResponse(ma.Schema):
             "description": "why CLIP answered a text auto meant for the multilingual tower (loading, "
             "off, failed); null otherwise"
         },
+    )
+    reason = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "why the page is empty when the query is not to blame: empty_library"},
     )
 
 

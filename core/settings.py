@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     # gunicorn sets PROMETHEUS_MULTIPROC_DIR itself. Re-indexing takes its model from `make reindex`.
     backup_dir: Path = Field(Path("backups"), description="where `make backup` writes its archives")
 
+    # First run (issue 13): what the service does by itself when it starts (embedded store only)
+    index_on_start: bool = Field(
+        True, description="index the library in the background when the service starts (serving at once)"
+    )
+    fetch_dataset_if_empty: bool = Field(
+        True, description="with an empty library at start, download the landmark library in the background"
+    )
+
     @field_validator("qdrant_url", "qdrant_api_key", "web_concurrency", "pixabay_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -95,7 +95,10 @@ def format_summary(summary: Summary, images_dir: Path) -> str:
             lines.append(f"  {r.class_id}: " + "; ".join(reasons))
     for source, message in summary.unusable.items():
         lines.append(f"{source} not used: {message}")
-    lines.append(f"Attribution of every photo: {images_dir}/<class>/manifest.json")
+    if any(r.have for r in summary.reports):
+        lines.append(f"Attribution of every photo: {images_dir}/<class>/manifest.json")
+    else:
+        lines.append("No photo was downloaded, so no attribution file was written.")
     return "\n".join(lines)
 
 

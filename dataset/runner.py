@@ -90,9 +90,19 @@ class Runner:
         return True
 
     def run_class(self, class_id: str, terms: Sequence[str], target: int) -> ClassReport:
-        """Bring `<images_dir>/<class_id>/` up to `target` files; already present files are not fetched."""
+        """Bring `<images_dir>/<class_id>/` up to `target` files; already present files are not fetched.
+
+        A class folder this run created and left empty (offline, nothing found) is removed again."""
         folder = self.images_dir / class_id
+        created = not folder.is_dir()
         folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._fill(class_id, folder, terms, target)
+        finally:
+            if created and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+    def _fill(self, class_id: str, folder: Path, terms: Sequence[str], target: int) -> ClassReport:
         for stale in folder.glob(".*.part"):
             stale.unlink(missing_ok=True)
         manifest = Manifest.load(folder)

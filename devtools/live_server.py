@@ -64,6 +64,9 @@ def start_gunicorn(
     full_env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
     full_env["PYTHONPATH"] = str(REPO)
     full_env.setdefault("GUNICORN_ACCESS_LOG", "")
+    # A fixed library unless the caller asks for the service's own first-run work; never the network.
+    full_env.setdefault("INDEX_ON_START", "false")
+    full_env.setdefault("FETCH_DATASET_IF_EMPTY", "false")
     log_file = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "api/gunicorn_conf.py", "api.wsgi:app"],

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from core.calibration import CalibrationFileError
 from core.classes import ClassesFileError
-from core.images import is_image_name
 from core.settings import Settings, load_settings
 from core.store import CollectionMismatch, StoreUnavailable, open_store, store_backend
 from ingest.handoff import find_service
 from ingest.parts import Part, parse_part
+from ingest.scan import library_is_empty
 
 EMPTY_LIBRARY_HINT = """\
 The photo library ({images_dir}) holds no photos yet, so there is nothing to search.
@@ -54,21 +54,18 @@ def _part(text: str) -> Part:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def library_is_empty(settings: Settings) -> bool:
-    """True when the photo library holds no file with an image name."""
-    root = settings.images_dir
-    return not root.is_dir() or not any(p.is_file() and is_image_name(p) for p in root.rglob("*"))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the ingest job; exit 0 on success (skipped files included), 1 on failure, 2 on bad input."""
     args = _parser().parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    from core.quiet_logs import quiet_library_logs
+
+    quiet_library_logs()
     from core.model import keep_freed_memory
 
     keep_freed_memory()  # before the store's and the model's threads start (see its docstring)
-    if args.if_empty_hint and not args.paths and library_is_empty(settings):
+    if args.if_empty_hint and not args.paths and library_is_empty(settings.images_dir):
         print(EMPTY_LIBRARY_HINT.format(images_dir=settings.images_dir))
         return 0
     paths = args.paths or [settings.images_dir]
@@ -96,7 +93,7 @@ def _ingest_in_service(service: object, paths: list[Path], args: argparse.Namesp
 
 
 def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace) -> int:
-    from core.model import load_clip
+    from core.model import ModelUnavailable, load_clip
     from eval.crosscheck import format_report, run_crosscheck, save_report
     from ingest.pipeline import run_ingest
 
@@ -122,6 +119,9 @@ def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace
             save_report(check, settings.crosscheck_report)
             print(format_report(check))
         return 0
+    except ModelUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except CollectionMismatch as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

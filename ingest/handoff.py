@@ -35,17 +35,42 @@ class RunningService:
         result: dict[str, Any] = response.json()
         return result
 
-    def start(self, paths: list[Path], recreate: bool, prune: bool = False) -> dict[str, Any]:
-        """Ask the service to ingest; if a job is already running we follow that one."""
+    def start(
+        self, paths: list[Path], recreate: bool, prune: bool = False, poll_s: float = 0.5
+    ) -> dict[str, Any]:
+        """Ask the service to ingest; while it runs another job (its own indexing at start), wait for that
+        one to end first, so the paths asked for are ingested by a run that started after they were."""
         body = {"paths": [str(p.resolve()) for p in paths], "recreate": recreate, "prune": prune}
-        response = requests.post(
-            f"{self.url}/api/admin/ingest", json=body, headers=self._headers(), timeout=10
-        )
-        if response.status_code not in (202, 409):
-            raise RuntimeError(
-                f"the service refused the ingest: {response.status_code} {response.text[:300]}"
+        said = False
+        while True:
+            response = requests.post(
+                f"{self.url}/api/admin/ingest", json=body, headers=self._headers(), timeout=10
             )
-        return self.status()
+            if response.status_code == 202:
+                return self.status()
+            if response.status_code != 409:
+                raise RuntimeError(
+                    f"the service refused the ingest: {response.status_code} {response.text[:300]}"
+                )
+            if not said:
+                print("The service is indexing already; this run starts when that one ends.")
+                said = True
+            time.sleep(poll_s)
+
+    def crosscheck(self, samples: int, k: int) -> dict[str, Any]:
+        """Ask the service to rerun the FAISS cross-check on its store; its report and summary."""
+        response = requests.post(
+            f"{self.url}/api/admin/crosscheck",
+            json={"samples": samples, "k": k},
+            headers=self._headers(),
+            timeout=600,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"the service refused the cross-check: {response.status_code} {response.text[:300]}"
+            )
+        result: dict[str, Any] = response.json()
+        return result
 
     def follow(self, show_progress: bool = True, poll_s: float = 0.5) -> dict[str, Any]:
         """Poll until the job ends, drawing a progress bar; returns the final status."""
@@ -53,10 +78,14 @@ class RunningService:
         while True:
             state = self.status()
             if state.get("total") and show_progress:
+                done = state.get("done", 0)
                 if bar is None:
-                    bar = tqdm(total=state["total"], desc="encoding (in the service)", unit="img")
-                bar.n = state.get("done", 0)
-                bar.refresh()
+                    # Started at what is already done, so the rate counts only what we see happen.
+                    bar = tqdm(
+                        total=state["total"], initial=done, desc="encoding (in the service)", unit="img"
+                    )
+                bar.total = state["total"]
+                bar.update(max(0, done - bar.n))
             if state.get("state") in ("done", "failed"):
                 if bar is not None:
                     bar.close()

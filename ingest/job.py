@@ -4,8 +4,11 @@ This is the service side of the hand-off; `ingest/handoff.py` is the client side
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,11 @@ from search import SearchService
 
 log = logging.getLogger(__name__)
 
+# The terminal gets one progress line at most this often.
+PROGRESS_LOG_S = 5.0
+# The run's thread (and the decode threads it starts, which inherit it) yields the CPU to request threads.
+BACKGROUND_NICE = 10
+
 
 class IngestJob:
     """At most one ingest at a time, run in a thread; its state is polled by the CLI."""
@@ -25,6 +33,7 @@ class IngestJob:
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"state": "idle"}
         self._thread: threading.Thread | None = None
+        self._logged_at = float("-inf")
 
     def status(self) -> dict[str, Any]:
         """A copy of the job's state: idle, running (with done/total), done (with summary) or failed."""
@@ -53,8 +62,13 @@ class IngestJob:
         with self._lock:
             self._state.update({"phase": phase, "done": done, "total": total})
         metrics.job_progress("ingest", done, total)
+        now = time.monotonic()
+        if now - self._logged_at >= PROGRESS_LOG_S or done == total:
+            self._logged_at = now
+            log.info("indexing: %s of %s photos", f"{done:,}", f"{total:,}")
 
     def _run(self, paths: list[Path], recreate: bool, prune: bool) -> None:
+        _lower_this_threads_priority()
         service = self.service
         try:
             encoder, store = service.require_loaded()
@@ -83,3 +97,9 @@ class IngestJob:
         metrics.job_ended("ingest", str(final["state"]))
         with self._lock:
             self._state.update(final)
+
+
+def _lower_this_threads_priority() -> None:
+    """Nice the calling thread (Linux: a thread is a task with its own nice value); elsewhere nothing."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)

@@ -38,6 +38,7 @@ from ingest.device_feed import DeviceFeed, device_batch_size, feed_for_clip, fre
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 from ingest.parts import Part
 from ingest.scan import scan
+from ingest.undecodable import Undecodable
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
@@ -86,17 +87,23 @@ class IngestReport:
             f"new: {self.new}   already indexed: {self.already_indexed}   duplicates: {self.duplicates}"
             f"   renamed: {self.renamed}   re-labelled: {self.relabelled}   skipped: {len(self.skipped)}",
             f"time: {self.seconds:.1f} s   {self.images_per_s:.2f} images/s   "
-            f"collection now holds {self.total_points} images",
+            f"collection now holds {images(self.total_points)}",
         ]
         if self.pruned:
-            lines.append(f"removed {self.pruned} images whose files left the library")
+            lines.append(f"removed {images(self.pruned)} whose files left the library")
         if self.missing:
             lines.append(
-                f"{self.missing} indexed images have no file in the library any more (still searchable); "
-                "`make ingest ARGS=--prune` removes them"
+                f"{images(self.missing)} indexed {'has' if self.missing == 1 else 'have'} no file in the "
+                "library any more (still searchable); `make ingest ARGS=--prune` removes "
+                f"{'it' if self.missing == 1 else 'them'}"
             )
         lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
         return "\n".join(lines)
+
+
+def images(n: int) -> str:
+    """'1 image', '2 images'."""
+    return f"{n:,} image" if n == 1 else f"{n:,} images"
 
 
 @dataclass
@@ -165,6 +172,8 @@ def run_ingest(
     if part is not None:
         candidates = [c for c in candidates if part.holds(c.sha256)]
     todo = _new_candidates(settings, store, candidates, report)
+    undecodable = Undecodable(settings.data_dir)
+    todo = _not_known_bad(todo, undecodable, report)
     whole_library = not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]
     if whole_library and part is None:
         gone = find_missing(settings, store)
@@ -174,9 +183,21 @@ def run_ingest(
         else:
             report.missing = len(gone)
 
-    _encode_and_write(
-        settings, encoder, store, classifier, fingerprint, todo, report, show_progress, on_progress
-    )
+    try:
+        _encode_and_write(
+            settings,
+            encoder,
+            store,
+            classifier,
+            fingerprint,
+            todo,
+            report,
+            show_progress,
+            on_progress,
+            undecodable,
+        )
+    finally:
+        undecodable.save()
     report.relabelled = relabel_stale(store, classifier, fingerprint, show_progress)
     store.optimize(IMAGES)
     report.total_points = store.count(IMAGES)
@@ -230,6 +251,20 @@ def _new_candidates(
                 store.set_payload(IMAGES, candidate.point_id, path_fields(new_path))
                 report.renamed += 1
     return todo
+
+
+def _not_known_bad(
+    todo: list[_Candidate], undecodable: Undecodable, report: IngestReport
+) -> list[_Candidate]:
+    """Drop files whose exact bytes failed to decode in an earlier run (skipped, with that reason)."""
+    kept = []
+    for candidate in todo:
+        reason = undecodable.reason(candidate.sha256)
+        if reason is None:
+            kept.append(candidate)
+        else:
+            report.skipped.append((str(candidate.path), f"{reason} (as in an earlier run)"))
+    return kept
 
 
 def find_missing(settings: Settings, store: VectorStore) -> list[str]:
@@ -286,24 +321,30 @@ def _encode_and_write(
     report: IngestReport,
     show_progress: bool,
     on_progress: ProgressCallback | None,
+    undecodable: Undecodable,
 ) -> None:
     feed = _device_feed(settings, encoder)
     batch_size = feed.max_batch if feed is not None else settings.encode_batch_size
-    min_side = 2 * encoder.identity.image_size
+    # Decoded (in draft mode) large enough for the model and for the thumbnail, both cut from it.
+    min_side = max(2 * encoder.identity.image_size, settings.thumb_size)
     plan = plan_workers(settings.decode_workers, encoder.device, os.cpu_count() or 1)
     bar = tqdm(total=len(todo), desc="encoding", unit="img", disable=not show_progress, smoothing=0.1)
     done = 0
+    total = len(todo)  # less every file that fails to decode: the bar counts what gets indexed
 
     def batches() -> Iterator[list[_Decoded]]:
-        nonlocal done
+        nonlocal total
         batch: list[_Decoded] = []
         clip_size = feed.spec.size if feed is not None else None
         stream = _decoded_stream(settings, todo, min_side, max(4, 3 * batch_size), plan, clip_size)
         for item in stream:
             if item.error is not None:
                 report.skipped.append((str(item.candidate.path), item.error))
-                bar.update(1)
-                done += 1
+                if not item.error.startswith("changed while"):
+                    undecodable.remember(item.candidate.sha256, item.error)
+                total -= 1
+                bar.total = total
+                bar.refresh()
                 continue
             batch.append(item)
             if len(batch) >= batch_size:
@@ -321,7 +362,8 @@ def _encode_and_write(
         for batch in batches():
             started = time.perf_counter()
             images = [d.image.image for d in batch if d.image]
-            vectors = encoder.image.encode_images(images, batch_size=batch_size)
+            # Indexing yields to queries: a text search waits for at most one slice of this batch.
+            vectors = encoder.image.encode_images(images, batch_size=batch_size, background=True)
             report.encode_seconds += time.perf_counter() - started
             yield batch, vectors
 
@@ -332,7 +374,7 @@ def _encode_and_write(
             done += len(batch)
             bar.update(len(batch))
             if on_progress:
-                on_progress("encoding", done, len(todo))
+                on_progress("encoding", done, total)
     finally:
         bar.close()
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.images import IMAGE_SUFFIXES
+from core.images import IMAGE_SUFFIXES, is_image_name
 
 # Image formats we recognise by name but do not decode: reported as skipped, not silently ignored.
 KNOWN_UNSUPPORTED = frozenset(
@@ -82,3 +82,8 @@ def _is_utf8(path: Path) -> bool:
 def _readable(path: Path) -> Path:
     """The path with its undecodable bytes written as \\xNN, so it can be printed and sent as JSON."""
     return Path(os.fsencode(path).decode("utf-8", "backslashreplace"))
+
+
+def library_is_empty(root: Path) -> bool:
+    """True when the folder holds no file with an image name (or is not there)."""
+    return not root.is_dir() or not any(p.is_file() and is_image_name(p) for p in root.rglob("*"))

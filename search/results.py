@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from core.classes import LandmarkClass
@@ -61,6 +62,8 @@ class Result:
     width: int | None
     height: int | None
     attribution: dict[str, Any] | None
+    # What a person calls the photo: its recorded title, else its file name.
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class Page:
     text_encoder: str | None = None
     truncated: bool | None = None
     text_encoder_fallback: str | None = None
+    # Why a page is empty when the query is not to blame: "empty_library" (nothing is indexed yet).
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,16 @@ def result(hit: Hit, lookup: ClassLookup) -> Result:
         width=payload.width,
         height=payload.height,
         attribution=payload.attribution,
+        title=photo_title(payload),
     )
+
+
+def photo_title(payload: ImagePayload) -> str:
+    """The photo's title from its attribution, else its file name without the folder."""
+    title = (payload.attribution or {}).get("title")
+    if isinstance(title, str) and title.strip():
+        return title.strip()
+    return PurePosixPath(payload.path).name
 
 
 def page(

@@ -26,7 +26,7 @@ from PIL import Image
 from core.classes import LandmarkClass
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
-from core.model import ClipModel, TextTower, load_clip
+from core.model import ClipModel, ModelUnavailable, TextTower, load_clip
 from core.payload import ImagePayload, library_file
 from core.settings import Settings
 from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
@@ -57,6 +57,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 STORE_DOWN_MESSAGE = "The vector store is not reachable right now; retry soon."
+# Page.reason when nothing is indexed yet: the query is not to blame, the library is empty.
+EMPTY_LIBRARY = "empty_library"
 
 
 def store_calls(method: Callable[P, R]) -> Callable[P, R]:
@@ -106,6 +108,8 @@ class SearchService:
         self.store = store
         self.started_at = time.time()
         self.load_error: str | None = None
+        self.load_exception: BaseException | None = None
+        self._library_seen = False  # the images collection was seen to exist (it is never dropped)
         self.cache = QueryCache(settings.query_cache_size)
         self.towers = TextTowers(settings, self.cache, multilingual)
         self._classifier: ZeroShotClassifier | None = None
@@ -138,8 +142,13 @@ class SearchService:
             )
             self.prepare()
             settle_loaded_objects()
+        except ModelUnavailable as err:  # the message says it all: no traceback
+            log.error("%s", err)
+            self.load_exception = err
+            self.load_error = f"{type(err).__name__}: {err}"
         except Exception as err:  # keep serving health/readiness with the reason
             log.exception("loading failed")
+            self.load_exception = err
             self.load_error = f"{type(err).__name__}: {err}"
             return
         self._load_text_towers()
@@ -292,10 +301,16 @@ class SearchService:
             normalised_text(query.about.text)  # an empty text is refused before anything else
         _, store = self.require_ready()
         label = self.check_class(query.filters.label)
+        k, offset = query.page.k, query.page.offset
+        # No collection yet (nothing ingested): an empty page that says why, not an outage. A text is
+        # not even encoded; an upload is still checked (a bad one is a 415), a stored id is a 404.
+        if isinstance(query.about, TextTerm) and not self.library_exists():
+            return results.Page([], k, offset, None, _ms_since(started), reason=EMPTY_LIBRARY)
         # A text's vector comes with the tower that made it: `min_score` is read in that tower's scores.
         encoded = self.text_embedding(query.about) if isinstance(query.about, TextTerm) else None
         vector, exclude = (encoded.vector, None) if encoded else self._query_vector(query)
-        k, offset = query.page.k, query.page.offset
+        if not self.library_exists():
+            return results.Page([], k, offset, None, _ms_since(started), reason=EMPTY_LIBRARY)
         # One extra result tells whether a next page exists, so next_offset is None on the last page.
         hits = store.query(
             IMAGES,
@@ -306,7 +321,27 @@ class SearchService:
             min_score=query.filters.min_score,
             exclude_id=exclude,
         )
-        return results.page(hits, k, offset, _ms_since(started), self.class_by_id, encoded)
+        answer = results.page(hits, k, offset, _ms_since(started), self.class_by_id, encoded)
+        if not hits and offset == 0 and store.count(IMAGES) == 0:
+            answer = results.Page([], k, offset, None, answer.took_ms, reason=EMPTY_LIBRARY)
+        return answer
+
+    def library_exists(self) -> bool:
+        """Whether the images collection exists (it does once anything was ingested, or indexing began).
+
+        Once seen it is not asked again (a Qdrant server round trip per search otherwise)."""
+        if self._library_seen:
+            return True
+        _, store = self.require_loaded()
+        self._library_seen = store.collection_meta(IMAGES) is not None
+        return self._library_seen
+
+    def _retrieve(self, ids: list[str], with_vectors: bool = False) -> list[Any]:
+        """Stored points by id; none while the collection does not exist yet."""
+        _, store = self.require_ready()
+        if not self.library_exists():
+            return []
+        return store.retrieve(IMAGES, ids, with_vectors=with_vectors)
 
     def _query_vector(self, query: Query) -> tuple[np.ndarray, str | None]:
         """The query vector, and the id to leave out of the answer (the stored photo itself)."""
@@ -354,8 +389,7 @@ class SearchService:
 
     def stored_vector(self, point_id: str) -> np.ndarray:
         """The stored vector of a photo of the library."""
-        _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)], with_vectors=True)
+        found = self._retrieve([_point_id(point_id)], with_vectors=True)
         if not found or found[0].vector is None:
             raise UnknownImage("No image with this id.")
         return np.asarray(found[0].vector, dtype=np.float32)
@@ -378,8 +412,7 @@ class SearchService:
     @store_calls
     def image(self, point_id: str) -> results.ImageRecord:
         """Everything stored about one photo."""
-        _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)])
+        found = self._retrieve([_point_id(point_id)])
         if not found:
             raise UnknownImage("No image with this id.")
         return results.image_record(found[0].id, found[0].payload, self.class_by_id)
@@ -387,8 +420,7 @@ class SearchService:
     @store_calls
     def image_file(self, point_id: str) -> Path:
         """The library file of a stored photo."""
-        _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)])
+        found = self._retrieve([_point_id(point_id)])
         if not found:
             raise UnknownImage("No image with this id.")
         path = library_file(ImagePayload.from_stored(found[0].payload).path, self.settings.images_dir)
@@ -403,8 +435,7 @@ class SearchService:
         settings = self.settings
         path = thumb_path(settings.thumbs_dir, point_id)
         if path.is_file():
-            _, store = self.require_ready()
-            if not store.retrieve(IMAGES, [point_id]):  # only for ids in the collection
+            if not self._retrieve([point_id]):  # only for ids in the collection
                 raise UnknownImage("No image with this id.")
             return path
         source = self.image_file(point_id)
@@ -419,7 +450,7 @@ class SearchService:
         """The classes with names, prompts and how many photos carry each."""
         _, store = self.require_ready()
         known = self.classifier().classes
-        counts = store.label_counts(IMAGES, [c.id for c in known])
+        counts = self._label_counts(store, [c.id for c in known])
         return [results.ClassInfo(c.id, c.name, c.name_ru, list(c.prompts), counts[c.id]) for c in known]
 
     @store_calls
@@ -427,21 +458,27 @@ class SearchService:
         """Point count, model, embedding size, counts per class, the last cross-check and the limits."""
         encoder, store = self.require_ready()
         known = self.classifier().classes
-        collection = store.stats(IMAGES)
+        exists = self.library_exists()
         settings = self.settings
         return results.Stats(
-            points=store.count(IMAGES),
-            indexed_vectors=collection.indexed_vectors,
+            points=store.count(IMAGES) if exists else 0,
+            indexed_vectors=store.stats(IMAGES).indexed_vectors if exists else 0,
             model=encoder.model_name,
             dim=encoder.dim,
             device=encoder.device,
             precision=encoder.precision,
             store=settings.store_kind,
-            classes=store.label_counts(IMAGES, [c.id for c in known]),
+            classes=self._label_counts(store, [c.id for c in known]),
             crosscheck=_read_json(settings.crosscheck_report),
             query_cache={"hits": self.cache.hits, "misses": self.cache.misses},
             limits={"max_upload_mb": settings.max_upload_mb, "max_k": MAX_K, "default_k": DEFAULT_K},
         )
+
+    def _label_counts(self, store: VectorStore, labels: list[str]) -> dict[str, int]:
+        """Photos per class label; all zero while the collection does not exist yet."""
+        if not self.library_exists():
+            return dict.fromkeys(labels, 0)
+        return store.label_counts(IMAGES, labels)
 
     def _decode_upload(self, data: bytes, min_side: int) -> Image.Image:
         """An uploaded photo decoded to RGB, shrunk while decoding to what the model needs."""

@@ -204,6 +204,9 @@ def test_a_server_whose_model_fails_to_load_is_reported_at_once(
 ) -> None:
     env = {**live_library["env"], "CLIP_MODEL": str(tmp_path / "no-such-model"), "DATA_DIR": str(tmp_path)}
     started = time.monotonic()
-    with pytest.raises(RuntimeError, match="model load failed"):
+    # Without its model nothing can be served: gunicorn stops, non-zero, saying why (issue 13, item 2).
+    with pytest.raises(RuntimeError, match="gunicorn exited with 3") as failed:
         start_gunicorn(env, tmp_path / "gunicorn.log", timeout=120)  # type: ignore[arg-type]
+    assert "no-such-model' (CLIP_MODEL): there is no such folder" in str(failed.value)
+    assert "Traceback" not in str(failed.value)
     assert time.monotonic() - started < 60  # not the whole timeout

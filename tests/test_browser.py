@@ -160,9 +160,11 @@ def test_text_search_shows_twelve_cards_and_back_restores_the_previous_search(
     assert "q=Eiffel+Tower+at+night" in page.url
     expect(page.locator("#status")).to_contain_text("12 photos for “Eiffel Tower at night”")
     expect(page.locator("#results")).to_have_attribute("aria-busy", "false")
-    for alt in cards(page).locator("img").evaluate_all("imgs => imgs.map(i => i.alt)"):
-        assert re.fullmatch(r".+, score -?\d\.\d\d", alt), alt
-    scores = [float(s) for s in cards(page).locator(".card-score").all_inner_texts()]
+    alts = cards(page).locator("img").evaluate_all("imgs => imgs.map(i => i.alt)")
+    for alt in alts:  # title (or file name), class, relevance a person reads (issue 13, item 4)
+        assert re.fullmatch(r".+, .+, \d{1,3}% match", alt), alt
+    assert len(set(alts)) == len(alts)  # a screen reader can tell the photos apart
+    scores = [int(s.split("%")[0]) for s in cards(page).locator(".card-score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
     wait_until(
         page,
@@ -253,7 +255,7 @@ def test_search_by_photo_upload_finds_the_photo_itself_first(
     open_app(page, live_server.url)
     page.set_input_files("#file-search", str(library["photo"]))
     expect(cards(page)).to_have_count(12)
-    expect(cards(page).first.locator(".card-score")).to_have_text("1.00")
+    expect(cards(page).first.locator(".card-score")).to_have_text("100% match")
     assert library["photo_id"] in cards(page).first.locator("img").get_attribute("src")
     context = page.locator("#query-context")
     expect(context).to_be_visible()
@@ -312,7 +314,7 @@ def test_what_is_this_shows_the_class_and_three_bars(
 
     page.get_by_role("button", name="Find similar photos").click()
     expect(cards(page)).to_have_count(12)
-    expect(cards(page).first.locator(".card-score")).to_have_text("1.00")
+    expect(cards(page).first.locator(".card-score")).to_have_text("100% match")
     page.locator("#classify-close").click()
     expect(page.locator("#classify-panel")).to_be_hidden()
 
@@ -331,7 +333,8 @@ def test_viewer_shows_attribution_and_more_like_this(
     viewer = page.locator("#viewer")
     expect(viewer).to_be_visible()
     expect(page.locator("#viewer-img")).to_have_attribute("src", f"/images/{photo_id}")
-    assert re.fullmatch(r".+, score 1\.00", page.locator("#viewer-img").get_attribute("alt"))
+    assert re.fullmatch(r"Test photo, .+, 100% match", page.locator("#viewer-img").get_attribute("alt"))
+    expect(page.locator("#viewer-title")).to_have_text("Test photo")
     attribution = page.locator("#viewer-attribution")
     expect(attribution).to_contain_text("Test photo")
     expect(attribution).to_contain_text("Photo: Jane Doe")
@@ -340,7 +343,7 @@ def test_viewer_shows_attribution_and_more_like_this(
     expect(attribution.get_by_role("link", name="wikimedia")).to_have_attribute(
         "href", "https://commons.wikimedia.org/wiki/File:Test.jpg"
     )
-    expect(page.locator("#viewer-meta")).to_contain_text("score 1.00")
+    expect(page.locator("#viewer-meta")).to_contain_text("100% match")
     expect(page.locator("#viewer-bars .bar")).to_have_count(3)
     wait_until(page, "() => document.querySelector('#viewer-img').complete")
     screenshot(page, "viewer", full_page=False)
@@ -392,7 +395,8 @@ def test_language_switch_translates_everything_and_is_remembered(
     labels = set(cards(page).locator(".card-label").all_inner_texts())
     assert labels <= ru_names, labels
     alt = cards(page).first.locator("img").get_attribute("alt")
-    assert re.fullmatch(r".+, сходство -?\d,\d\d", alt), alt
+    assert re.fullmatch(r".+, .+, совпадение \d{1,3}%", alt), alt
+    assert page.locator("button.example").first.inner_text() == "Эйфелева башня ночью"
     chip_texts = page.locator("#classes button span:first-child").all_inner_texts()
     assert chip_texts[0] == "Все" and set(chip_texts[1:]) == ru_names
     assert page.evaluate("localStorage.getItem('wonders.lang')") == "ru"
@@ -567,7 +571,9 @@ def test_empty_library_says_how_to_fill_it(page: Any, live_server: Any, library:
     page.route("**/api/classes", lambda route: route.fulfill(json=classes))
     open_app(page, live_server.url)
     banner = page.locator("#banner")
-    expect(banner).to_have_text("The library is empty: run make dataset then make ingest.")
+    expect(banner).to_have_text(
+        "The library is empty: copy photos into the images/ folder or run make dataset, then make ingest."
+    )
     expect(banner.locator("code")).to_have_count(2)
     screenshot(page, "empty-library")
 

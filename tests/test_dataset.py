@@ -438,6 +438,10 @@ def test_unreachable_hub_says_so_and_exits_non_zero(
     host = urlsplit(url).netloc
     assert f"cannot reach {host}: connection refused; check your internet connection" in out.out + out.err
     assert "Nothing could be downloaded" in out.err
+    # Offline, nothing is left behind and nothing is claimed (issue 13, item 14).
+    assert not any(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
+    assert "Attribution of every photo" not in out.out
+    assert "no attribution file was written" in out.out
 
 
 @pytest.mark.usefixtures("one_term")

@@ -80,6 +80,11 @@ export function stats(signal) {
   return request("/api/stats", { signal });
 }
 
+/** GET /api/ingest: the library's indexing (state, done, total) and the first-run download (fetch). */
+export function ingestStatus(signal) {
+  return request("/api/ingest", { signal });
+}
+
 export function classes(signal) {
   return request("/api/classes", { signal });
 }

@@ -2,7 +2,7 @@
 // A click on a card opens it in the viewer.
 
 import { byId, node } from "./dom.js";
-import { className, formatScore, t } from "./i18n.js";
+import { className, formatMatch, t } from "./i18n.js";
 import { pageSize } from "./limits.js";
 import { state } from "./state.js";
 import { openViewer } from "./viewer.js";
@@ -15,6 +15,7 @@ const el = {
   grid: byId("grid"),
   empty: byId("empty"),
   emptyText: byId("empty-text"),
+  emptyTitle: document.querySelector("#empty .empty-title"),
   more: byId("more"),
 };
 
@@ -25,13 +26,14 @@ function skeletonCard() {
   ]);
 }
 
-/** The result card: the thumbnail, the score on it, and the class label under it. */
+/** The result card: the thumbnail, how well it matches on it, the photo's title and class under it. */
 function card(item, index) {
   const label = className(item.label);
-  const score = formatScore(item.score);
+  const score = formatMatch(item.score);
+  const title = item.title || label;
   const img = node("img", {
     src: item.thumb_url,
-    alt: t("cardAlt", { label, score }),
+    alt: t("cardAlt", { title, label, score }),
     loading: "lazy",
     decoding: "async",
   });
@@ -44,7 +46,10 @@ function card(item, index) {
       img,
       node("span", { class: "card-score", text: score, title: t("scoreTitle"), "aria-hidden": "true" }),
     ]),
-    node("div", { class: "card-meta", "aria-hidden": "true" }, [node("span", { class: "card-label", text: label })]),
+    node("div", { class: "card-meta", "aria-hidden": "true" }, [
+      node("span", { class: "card-title", text: title }),
+      node("span", { class: "card-label", text: label }),
+    ]),
   ]);
   button.dataset.index = String(index);
   return node("li", { class: "card" }, [button]);
@@ -71,7 +76,12 @@ export function renderGrid({ showEmpty = true } = {}) {
   el.grid.replaceChildren(...state.results.map(card));
   const empty = showEmpty && Boolean(state.query) && state.results.length === 0;
   el.empty.hidden = !empty;
-  el.emptyText.textContent = state.cls ? t("emptyTextClass") : t("emptyText");
+  el.emptyTitle.textContent = state.emptyLibrary ? t("emptyLibraryTitle") : t("emptyTitle");
+  el.emptyText.textContent = state.emptyLibrary
+    ? t("emptyLibraryText")
+    : state.cls
+      ? t("emptyTextClass")
+      : t("emptyText");
 }
 
 /** Add the cards of the state's results from index start (a next page). */

@@ -58,7 +58,20 @@ const MESSAGES = {
     source: "Source: ",
     sourceLink: "original page",
     noAttribution: "No attribution is recorded for this photo.",
-    cardAlt: "{label}, score {score}",
+    cardAlt: "{title}, {label}, {score}",
+    match: "{pct}% match",
+    fileGone: "The file of this photo is no longer in the library; this is its thumbnail.",
+    emptyLibraryTitle: "The library is empty",
+    emptyLibraryText: "No photo is indexed yet: the banner above says how to add some.",
+    emptyLibraryOffline:
+      "The library is empty, and the landmark library could not be downloaded (no network?). Copy photos into the images/ folder (or set IMAGES_DIR), then run {ingest}; or run {dataset} once online.",
+    emptyLibraryFetching: "The library is empty: downloading the landmark library; photos appear as they are indexed.",
+    indexing: "Indexing the library: {done} of {total} photos. Results grow as photos land.",
+    indexingStart: "Indexing the library…",
+    example1: "Eiffel Tower at night",
+    example2: "Hot air balloons over Cappadocia",
+    example3: "Waterfalls and turquoise lakes in national park",
+    example4: "Red walls of Moscow Kremlin",
     queryYourPhoto: "Photos similar to your photo",
     querySimilar: "Photos like this one: {label}",
     queryPreviewAlt: "The query photo",
@@ -78,7 +91,7 @@ const MESSAGES = {
     storeDown: "The vector store is not reachable; retrying… ({message})",
     loadFailed: "The server failed to start: {message}",
     modelMismatch: "The library was indexed with another model. {message}",
-    emptyLibrary: "The library is empty: run {dataset} then {ingest}.",
+    emptyLibrary: "The library is empty: copy photos into the images/ folder or run {dataset}, then {ingest}.",
     footer: "{photos} in the library · {model}",
     tooLarge: "“{name}” is {size} MB; photos up to {limit} MB are accepted.",
     notImage: "“{name}” is not an image. Choose a JPEG, PNG, WebP or GIF photo.",
@@ -139,7 +152,20 @@ const MESSAGES = {
     source: "Источник: ",
     sourceLink: "страница оригинала",
     noAttribution: "Сведения об авторе этого фото не записаны.",
-    cardAlt: "{label}, сходство {score}",
+    cardAlt: "{title}, {label}, {score}",
+    match: "совпадение {pct}%",
+    fileGone: "Файла этого фото больше нет в библиотеке; это его миниатюра.",
+    emptyLibraryTitle: "Библиотека пуста",
+    emptyLibraryText: "Ни одно фото ещё не проиндексировано: как добавить фото, сказано выше.",
+    emptyLibraryOffline:
+      "Библиотека пуста, а библиотеку достопримечательностей скачать не удалось (нет сети?). Скопируйте фото в папку images/ (или задайте IMAGES_DIR) и выполните {ingest}; или выполните {dataset}, когда появится сеть.",
+    emptyLibraryFetching: "Библиотека пуста: скачиваем библиотеку достопримечательностей; фото появятся по мере индексации.",
+    indexing: "Индексация библиотеки: {done} из {total} фото. Результатов становится больше по мере индексации.",
+    indexingStart: "Индексация библиотеки…",
+    example1: "Эйфелева башня ночью",
+    example2: "Воздушные шары над Каппадокией",
+    example3: "Водопады и бирюзовые озёра в национальном парке",
+    example4: "Красные стены Московского Кремля",
     queryYourPhoto: "Фото, похожие на ваше",
     querySimilar: "Похожие на выбранное: {label}",
     queryPreviewAlt: "Фото-запрос",
@@ -159,7 +185,7 @@ const MESSAGES = {
     storeDown: "Хранилище векторов недоступно, пробуем снова… ({message})",
     loadFailed: "Сервер не смог запуститься: {message}",
     modelMismatch: "Библиотека проиндексирована другой моделью. {message}",
-    emptyLibrary: "Библиотека пуста: выполните {dataset}, затем {ingest}.",
+    emptyLibrary: "Библиотека пуста: скопируйте фото в папку images/ или выполните {dataset}, затем {ingest}.",
     footer: "В библиотеке {photos} · {model}",
     tooLarge: "Файл «{name}» весит {size} МБ, а принимаются фото до {limit} МБ.",
     notImage: "«{name}» не изображение. Выберите фото в формате JPEG, PNG, WebP или GIF.",
@@ -232,6 +258,13 @@ export function photos(n) {
 
 export function formatInt(n) {
   return new Intl.NumberFormat(current).format(n);
+}
+
+/** How well a photo matches, as a person reads it: the cosine as a whole percentage, never below 0. */
+export function formatMatch(score) {
+  if (score == null || Number.isNaN(score)) return "–";
+  const pct = Math.round(Math.max(0, Math.min(1, score)) * 100);
+  return t("match", { pct: new Intl.NumberFormat(current).format(pct) });
 }
 
 export function formatScore(score) {

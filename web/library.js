@@ -16,7 +16,7 @@ export async function loadLibrary() {
     const [stats, classes] = await Promise.all([api.stats(), api.classes()]);
     state.stats = stats;
     state.classes = classes.classes || [];
-    setBanner(stats.points === 0 ? emptyLibraryBanner() : null);
+    setBanner(stats.points === 0 ? emptyLibraryBanner(state.indexing && state.indexing.fetch) : null);
     renderChips();
     renderFooter();
     return true;
@@ -38,6 +38,6 @@ export function renderFooter() {
   footer.replaceChildren(
     t("footer", { photos: photos(stats.points), model }),
     " · ",
-    node("a", { href: "/api/openapi.json", text: "API" }),
+    node("a", { href: "/docs", text: "API" }),
   );
 }

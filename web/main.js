@@ -5,18 +5,22 @@
 // The rooms: searchbox.js (the box), chips.js (class filter), search.js (searching and paging), grid.js
 // (the result card and the grid), context.js (the query photo strip), viewer.js (the photo viewer),
 // classify.js ("What is this?"), upload.js (pick, drop, paste), messages.js (status, error, banner),
-// ready.js (waiting for the server), library.js (stats, classes, footer), limits.js (the server's limits),
-// url.js (the address and history), state.js (the shared state), api.js, i18n.js, dom.js, bars.js.
+// ready.js (waiting for the server), indexing.js (the library being indexed), library.js (stats, classes, footer), limits.js (the server's limits),
+// url.js (the address and history), state.js (the shared state), api.js, i18n.js, dom.js, bars.js,
+// backoff.js (every retry waits longer after each failure).
 // A module imports only modules below it. Where a widget below search.js must start a search (Load more,
 // More like this, Clear, a 503), it calls back a function wired here, so no import goes round in a circle.
 // index.html preloads every module, so the browser fetches them at once rather than level by level.
 
+import { ingestStatus } from "./api.js";
+import { Backoff } from "./backoff.js";
 import { bindChips, renderChips } from "./chips.js";
 import { bindClassify, renderClassify } from "./classify.js";
 import { bindContext, loadSimilarItem, renderContext } from "./context.js";
 import { renderEncoder } from "./encoder.js";
 import { bindGrid, renderGrid, renderMore } from "./grid.js";
 import { applyStatic, lang, setLang, t } from "./i18n.js";
+import { renderIndexing, watchIndexing } from "./indexing.js";
 import { loadLibrary, renderFooter } from "./library.js";
 import { hasError, renderMessages, setStatus, whenUnavailable } from "./messages.js";
 import { isReady, markUnready, waitReady } from "./ready.js";
@@ -40,13 +44,31 @@ function restore() {
   else resetResults();
 }
 
-/** The server answered 503 (restarting, store down): wait for it, then redo what was on screen. */
-async function recover() {
-  markUnready();
-  await waitReady();
-  if (await loadLibrary()) {
-    if (state.query) runSearch();
+// Recoveries in a row wait longer each time, so a server that keeps answering 503 gets no request storm.
+const recoveries = new Backoff({ base: 1000, max: 30000 });
+let recovering = null;
+let unavailableAgain = false;
+
+/** The server answered 503 (restarting, store down): wait for it, then redo what was on screen; again,
+ * waiting longer each time, while it keeps answering 503. */
+function recover() {
+  if (recovering) {
+    unavailableAgain = true; // a 503 during the recovery: it goes round once more
+    return recovering;
   }
+  recovering = (async () => {
+    do {
+      unavailableAgain = false;
+      markUnready();
+      await recoveries.wait();
+      await waitReady();
+      if ((await loadLibrary()) && state.query) await runSearch();
+    } while (unavailableAgain);
+    recoveries.succeeded();
+  })().finally(() => {
+    recovering = null;
+  });
+  return recovering;
 }
 
 function renderLangButtons() {
@@ -61,6 +83,7 @@ function renderAll() {
   renderLangButtons();
   renderMessages();
   renderEncoder();
+  renderIndexing();
   renderChips();
   renderContext();
   if (!state.loading) {
@@ -96,6 +119,12 @@ function bindEvents() {
   });
 }
 
+/** Photos were indexed: fresh counts, and a search that showed less than a page is asked again. */
+async function refreshAfterIndexing() {
+  if (!(await loadLibrary())) return;
+  if (state.query && !state.loading && state.nextOffset == null) runSearch();
+}
+
 async function boot() {
   applyStatic();
   renderLangButtons();
@@ -103,8 +132,10 @@ async function boot() {
   whenUnavailable(recover);
   setStatus(() => t("statusReady"));
   await waitReady();
+  state.indexing = await ingestStatus().catch(() => null); // the empty-library banner depends on it
   await loadLibrary();
   restore();
+  watchIndexing({ onGrown: refreshAfterIndexing });
   document.documentElement.dataset.ready = "true";
 }
 

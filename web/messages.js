@@ -70,15 +70,21 @@ function renderBanner() {
   el.bannerText.replaceChildren(...(Array.isArray(content) ? content : [content]));
 }
 
-/** The banner for a library with no photos: the two commands that fill it. */
-export function emptyLibraryBanner() {
+/** The banner for a library with no photos: what to do, given the first-run download's state
+ * (fetch: the `fetch` of GET /api/ingest; running: photos are on their way; failed: offline). */
+export function emptyLibraryBanner(fetch = null) {
+  const commands = () => ({
+    dataset: node("code", { text: "make dataset" }),
+    ingest: node("code", { text: "make ingest" }),
+  });
+  const state = fetch && fetch.state;
   return {
     kind: "info",
-    text: () =>
-      fillNodes(t("emptyLibrary"), {
-        dataset: node("code", { text: "make dataset" }),
-        ingest: node("code", { text: "make ingest" }),
-      }),
+    text: () => {
+      if (state === "running") return t("emptyLibraryFetching");
+      if (state === "failed") return fillNodes(t("emptyLibraryOffline"), commands());
+      return fillNodes(t("emptyLibrary"), commands());
+    },
   };
 }
 

@@ -1,11 +1,12 @@
 // Readiness: poll GET /api/ready until the model is loaded and the store answers, saying why meanwhile.
 
 import * as api from "./api.js";
+import { Backoff } from "./backoff.js";
 import { t } from "./i18n.js";
 import { setBanner } from "./messages.js";
 
-const READY_FIRST_RETRY_MS = 1000;
-const READY_RETRY_MS = 3000;
+// 1 s, 2 s, 4 s ... up to 15 s between polls while the server is not ready.
+const READY_BACKOFF = { base: 1000, max: 15000 };
 // While the multilingual text tower loads (after CLIP: the service answers meanwhile), ask this often.
 const TOWER_RETRY_MS = 5000;
 
@@ -45,15 +46,11 @@ export function markUnready() {
   ready = false;
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Poll /api/ready until it answers 200, showing why the server is not ready meanwhile (one loop at a time). */
 export function waitReady() {
   if (readyLoop) return readyLoop;
   readyLoop = (async () => {
-    let attempt = 0;
+    const backoff = new Backoff(READY_BACKOFF);
     let answer;
     for (;;) {
       try {
@@ -75,7 +72,7 @@ export function waitReady() {
           return t("starting");
         },
       });
-      await sleep(attempt++ === 0 ? READY_FIRST_RETRY_MS : READY_RETRY_MS);
+      await backoff.wait();
     }
     ready = true;
     setBanner(null);

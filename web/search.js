@@ -14,6 +14,7 @@ import { pushUrl } from "./url.js";
 import { closeViewer } from "./viewer.js";
 
 const results = byId("results");
+const box = byId("q");
 
 let searchController = null;
 
@@ -29,6 +30,7 @@ export function startText(q) {
 /** Search for photos like a library photo (a result). */
 export function startSimilar(item) {
   closeViewer();
+  box.value = ""; // the box no longer says what is searched
   state.query = { mode: "similar", id: item.id, item };
   pushUrl();
   renderContext();
@@ -40,7 +42,9 @@ export function startImage(file) {
   closeViewer();
   const previous = state.lastImageQuery;
   if (previous && previous.url) URL.revokeObjectURL(previous.url);
-  state.query = { mode: "image", file, url: URL.createObjectURL(file), pending: true };
+  // The search on screen stays if the server refuses the photo.
+  const before = state.query && state.query.pending ? state.query.before : state.query;
+  state.query = { mode: "image", file, url: URL.createObjectURL(file), pending: true, before };
   state.lastImageQuery = state.query;
   renderContext();
   runSearch().then(() => revealResults());
@@ -66,11 +70,11 @@ function fetchPage(query, offset, signal) {
   return api.similar(query.id, options);
 }
 
-/** Fetch the first page of the state's query (or, with append, its next page) and show it. */
+/** Fetch the first page of the state's query (or, with append, its next page) and show it; true once shown. */
 export async function runSearch({ append = false } = {}) {
   const query = state.query;
-  if (!query) return;
-  if (append && (state.loadingMore || state.nextOffset == null)) return;
+  if (!query) return false;
+  if (append && (state.loadingMore || state.nextOffset == null)) return false;
   if (searchController) searchController.abort();
   const controller = new AbortController();
   searchController = controller;
@@ -79,14 +83,17 @@ export async function runSearch({ append = false } = {}) {
   setLoading(true, append);
   try {
     const page = await fetchPage(query, offset, controller.signal);
-    if (controller.signal.aborted) return;
+    if (controller.signal.aborted) return false;
     const start = append ? state.results.length : 0;
     state.results = append ? state.results.concat(page.results) : page.results;
     state.nextOffset = page.results.length ? page.next_offset : null;
     state.tookMs = page.took_ms;
+    state.emptyLibrary = page.reason === "empty_library";
     if (query.pending) {
       // A search by photo enters the history once the server has accepted the photo.
       query.pending = false;
+      query.before = null;
+      box.value = "";
       pushUrl();
     }
     setLoading(false, append);
@@ -95,9 +102,23 @@ export async function runSearch({ append = false } = {}) {
     else renderGrid();
     renderMore();
     setStatus(resultsStatus);
+    return true;
   } catch (err) {
-    if (api.isAbort(err) || controller.signal.aborted) return;
+    if (api.isAbort(err) || controller.signal.aborted) return false;
     setLoading(false, append);
+    if (query.pending && err.status !== 503) {
+      // The server refused the photo (too large, not an image): forget it, keep the message and
+      // the search that was on screen before it.
+      if (query.url) URL.revokeObjectURL(query.url);
+      state.query = query.before || null;
+      state.lastImageQuery = null;
+      renderContext();
+      renderGrid({ showEmpty: false });
+      renderMore();
+      setStatus(state.query ? resultsStatus : () => t("statusReady"));
+      handleError(err);
+      return false;
+    }
     if (!append) {
       state.results = [];
       state.nextOffset = null;
@@ -106,14 +127,8 @@ export async function runSearch({ append = false } = {}) {
     }
     setStatus(null);
     if (!append) showEncoder(null);
-    if (query.pending && err.status !== 503) {
-      // The server refused the photo (too large, not an image): forget it, keep the message.
-      if (query.url) URL.revokeObjectURL(query.url);
-      state.query = null;
-      state.lastImageQuery = null;
-      renderContext();
-    }
     handleError(err);
+    return false;
   } finally {
     if (searchController === controller) searchController = null;
   }
@@ -147,7 +162,7 @@ function resultsStatus() {
   const n = state.results.length;
   const query = state.query;
   if (!query) return "";
-  if (n === 0) return t("emptyTitle");
+  if (n === 0) return state.emptyLibrary ? t("emptyLibraryTitle") : t("emptyTitle");
   const ms = formatInt(Math.round(state.tookMs));
   let text;
   if (query.mode === "text") text = t("statusResultsText", { photos: photos(n), q: shorten(query.q), ms });

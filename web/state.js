@@ -13,6 +13,8 @@ export const state = {
   tookMs: 0,
   loading: false, // a first page is on its way (the grid shows skeletons)
   loadingMore: false, // a next page is on its way ("Load more" says so)
+  emptyLibrary: false, // the last page was empty because nothing is indexed yet (its reason)
+  indexing: null, // the last GET /api/ingest answer: the library being indexed, the first-run download
 };
 
 /** A class by id, from the library's classes; an id the library does not know stands for itself. */

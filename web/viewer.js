@@ -4,7 +4,7 @@
 import * as api from "./api.js";
 import { renderBars } from "./bars.js";
 import { byId, externalLink, node } from "./dom.js";
-import { className, formatInt, formatPercent, formatScore, t } from "./i18n.js";
+import { className, formatInt, formatMatch, formatPercent, t } from "./i18n.js";
 
 const el = {
   viewer: byId("viewer"),
@@ -15,6 +15,7 @@ const el = {
   attribution: byId("viewer-attribution"),
   similar: byId("viewer-similar"),
   original: byId("viewer-original"),
+  gone: byId("viewer-gone"),
   close: byId("viewer-close"),
 };
 
@@ -22,7 +23,7 @@ let current = null; // {item, meta, opener}: the result shown, its GET /api/imag
 
 /** Show a result in the viewer; opener gets the focus back when it closes. */
 export function openViewer(item, opener) {
-  current = { item, meta: null, opener };
+  current = { item, meta: null, opener, gone: false };
   el.img.removeAttribute("src");
   renderViewer();
   if (!el.viewer.open) el.viewer.showModal();
@@ -49,21 +50,33 @@ export function renderViewer() {
   const item = current.item;
   const meta = current.meta || {};
   const label = className(item.label);
-  el.title.textContent = label;
-  if (el.img.getAttribute("src") !== item.image_url) {
+  const title = item.title || label;
+  el.title.textContent = title;
+  // A photo whose file left the library (still indexed) shows its thumbnail, and says so.
+  const src = current.gone ? item.thumb_url : item.image_url;
+  if (el.img.getAttribute("src") !== src) {
     el.img.classList.add("is-loading");
-    el.img.src = item.image_url;
+    el.img.src = src;
   }
-  el.img.alt = t("cardAlt", { label, score: formatScore(item.score) });
+  el.gone.hidden = !current.gone;
+  el.gone.textContent = current.gone ? t("fileGone") : "";
+  el.original.hidden = current.gone;
+  el.img.alt = t("cardAlt", { title, label, score: formatMatch(item.score) });
   if (item.width && item.height) {
     el.img.width = item.width;
     el.img.height = item.height;
   }
-  const details = [];
+  const details = [label];
   if (item.confidence != null) details.push(t("confidenceShort", { pct: formatPercent(item.confidence) }));
-  if (item.score != null) details.push(t("score", { score: formatScore(item.score) }));
+  if (item.score != null) details.push(formatMatch(item.score));
   if (item.width && item.height) details.push(t("viewerDetails", { w: formatInt(item.width), h: formatInt(item.height) }));
-  el.meta.textContent = details.join(" · ");
+  // Each fact stays on one line; the line breaks only between them.
+  const parts = [];
+  details.forEach((text, i) => {
+    if (i) parts.push(" · ");
+    parts.push(node("span", { class: "nowrap", text }));
+  });
+  el.meta.replaceChildren(...parts);
   renderBars(meta.top3 || [], el.bars);
   el.bars.hidden = !(meta.top3 && meta.top3.length);
   renderAttribution(item.attribution || meta.attribution || null);
@@ -101,7 +114,13 @@ export function bindViewer({ onSimilar }) {
     if (opener && opener.isConnected) opener.focus();
   });
   el.img.addEventListener("load", () => el.img.classList.remove("is-loading"));
-  el.img.addEventListener("error", () => el.img.classList.remove("is-loading"));
+  el.img.addEventListener("error", () => {
+    el.img.classList.remove("is-loading");
+    if (current && !current.gone && el.img.getAttribute("src") === current.item.image_url) {
+      current.gone = true; // the file is gone (404): fall back to the thumbnail
+      renderViewer();
+    }
+  });
   el.similar.addEventListener("click", () => {
     if (current) onSimilar(current.item);
   });

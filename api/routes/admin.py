@@ -61,6 +61,16 @@ def ops_job() -> OpsJob:
     return found
 
 
+class CrosscheckArgs(ma.Schema):
+    """How many stored vectors are asked, and how many neighbours are compared."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    samples = ma.fields.Integer(load_default=100, validate=ma.validate.Range(1, 10_000))
+    k = ma.fields.Integer(load_default=12, validate=ma.validate.Range(1, 100))
+
+
 def write_admin_token(data_dir: Path) -> str:
     """Create the token file (readable by the owner only) and return the token."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -156,3 +166,17 @@ def _start(kind: str, work: Any) -> tuple[Response, int]:
             409, "conflict", f"A {job.running()} is running in the service; try again when it ends."
         )
     return jsonify(job.status(kind)), 202
+
+
+@blp.route("/crosscheck", methods=["POST"])
+@blp.arguments(CrosscheckArgs, location="json")
+def crosscheck_run(args: dict[str, Any]) -> Response:
+    """Rerun the FAISS cross-check on the service's store (`make crosscheck` while the service runs)."""
+    from eval.crosscheck import format_report, run_crosscheck, save_report
+
+    _authorize()
+    wonders = service()
+    _, store = wonders.require_loaded()
+    report = run_crosscheck(store, wonders.settings, samples=args["samples"], k=args["k"])
+    save_report(report, wonders.settings.crosscheck_report)
+    return jsonify({"report": report, "summary": format_report(report)})

@@ -7,13 +7,14 @@ from typing import Any
 from api.context import service
 from api.openapi import Blueprint
 from api.schemas import ClassifyResponse, UploadFiles
-from api.uploads import read_upload
+from api.uploads import read_upload, upload_errors
 from search.results import ClassifyAnswer
 
 blp = Blueprint("classify", __name__, url_prefix="/api", description="Zero-shot classification")
 
 
 @blp.route("/classify", methods=["POST"])
+@upload_errors(blp)
 @blp.arguments(UploadFiles, location="files")
 @blp.response(200, ClassifyResponse)
 def classify(files: dict[str, Any]) -> ClassifyAnswer:

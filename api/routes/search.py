@@ -7,7 +7,7 @@ from typing import Any
 from api.context import service
 from api.openapi import Blueprint
 from api.schemas import PageArgs, SearchResponse, TextSearchArgs, UploadFiles, filters, page_request
-from api.uploads import read_upload
+from api.uploads import read_upload, upload_errors
 from search import Page, Query, TextTerm, UploadTerm
 
 blp = Blueprint("search", __name__, url_prefix="/api", description="Text and image search")
@@ -35,6 +35,7 @@ def search_post(args: dict[str, Any]) -> Page:
 
 
 @blp.route("/search/image", methods=["POST"])
+@upload_errors(blp)
 @blp.arguments(PageArgs, location="query")
 @blp.arguments(UploadFiles, location="files")
 @blp.response(200, SearchResponse)

@@ -12,6 +12,7 @@ Importing this package does not import torch.
 
 from core.model.clip import ClipImageTower, ClipModel, ClipTextTower, load_clip
 from core.model.device import cpu_supports_bf16, resolve_device, resolve_precision
+from core.model.hub_errors import ModelUnavailable
 from core.model.memory import keep_freed_memory, release_freed_memory
 from core.model.model_thread import model_thread
 from core.model.towers import EncoderIdentity, ImageTower, TextTower
@@ -22,6 +23,7 @@ __all__ = [
     "ClipTextTower",
     "EncoderIdentity",
     "ImageTower",
+    "ModelUnavailable",
     "TextTower",
     "cpu_supports_bf16",
     "keep_freed_memory",

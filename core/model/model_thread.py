@@ -23,6 +23,8 @@ class Job:
     inputs: list[Any]
     batch_key: object = None
     tower: str = ""  # which tower's forward pass this is ("image", "text"), for the metrics; "" = none
+    # Background work (indexing) yields to everything else: a waiting query goes first.
+    background: bool = False
     caller: int = field(default_factory=threading.get_ident)
     result: Any = None
     error: BaseException | None = None
@@ -53,7 +55,11 @@ class ModelThread:
     server: the next pass starts straight after the last), it waits a moment for every caller of the
     last two passes to be back, up to a quarter of a pass: otherwise callers settle into alternating
     halves (4 gunicorn threads: passes of 2 texts at 40 ms instead of 4 at 56 ms). A lone caller
-    never waits."""
+    never waits.
+
+    Background jobs (the service indexing its library) are taken only when nothing else waits, so a
+    query waits at most for the one background pass in progress; the image tower keeps those passes
+    short while queries are being asked (`interactive_within`)."""
 
     GATHER_SHARE = 0.25  # of the last pass's duration
     GATHER_MAX_S = 0.02
@@ -64,13 +70,20 @@ class ModelThread:
         self._owner_pid = -1  # the process whose thread runs (a forked child starts its own)
         self._thread_id: int | None = None
         self._passes: dict[object, _Passes] = {}  # per batch key
+        self._interactive_at = float("-inf")  # when a job that is not background was last queued
 
     def call(self, work: Callable[[], Any]) -> Any:
         """Run `work()` on the model thread and return what it returns."""
         return self.run(Job(lambda _: work(), []))
 
+    def interactive_within(self, seconds: float) -> bool:
+        """Whether a job that is not background work was queued in the last `seconds`."""
+        return time.monotonic() - self._interactive_at < seconds
+
     def run(self, job: Job) -> Any:
         """Queue a job and wait for its answer (its error is raised here)."""
+        if not job.background:
+            self._interactive_at = time.monotonic()
         if threading.get_ident() == self._thread_id:  # called from a job: do it now
             self._do([job])
             job.done = True
@@ -95,11 +108,12 @@ class ModelThread:
         """The next job, with every job waiting under its batch key; called holding the condition."""
         while not self._jobs:
             self._turn.wait()
-        key = self._jobs[0].batch_key
+        head = next((j for j in self._jobs if not j.background), self._jobs[0])
+        key = head.batch_key
         if key is None:
-            job = self._jobs.popleft()
+            self._jobs.remove(head)
             MODEL_QUEUE_DEPTH.set(len(self._jobs))
-            return [job]
+            return [head]
         passes = self._passes.setdefault(key, _Passes())
         busy = time.perf_counter() - passes.ended_at < passes.last_s  # straight after a pass
         if busy and any(len(callers) > 1 for callers in passes.callers):

@@ -39,7 +39,9 @@ class ImageTower(Protocol):
         """The model, dimension and input size a collection built with this tower records."""
         ...
 
-    def encode_images(self, images: list[Image.Image], batch_size: int = 8) -> np.ndarray:
+    def encode_images(
+        self, images: list[Image.Image], batch_size: int = 8, background: bool = False
+    ) -> np.ndarray:
         """Normalized float32 embeddings of RGB images, one row per image."""
         ...
 
