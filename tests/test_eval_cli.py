@@ -281,3 +281,81 @@ def test_bad_inputs_exit_2_with_the_reason(tmp_path: Path, capsys: pytest.Captur
         bad.write_text('{"query": "x"}\n', encoding="utf-8")
         assert main(["--queries", str(bad)]) == 2
         assert "'relevant' must be" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def eval_client(evaluated: dict[str, Any]) -> Iterator[Any]:
+    """The API over the library and data folder the eval ran on."""
+    from api.factory import create_app
+
+    settings: Settings = evaluated["settings"]
+    store = EmbeddedStore(settings.shard_dir)
+    yield create_app(settings, evaluated["encoder"], store).test_client()
+    store.close()
+
+
+def test_api_serves_the_latest_report_and_its_charts(evaluated: dict[str, Any], eval_client: Any) -> None:
+    from tests.api_helpers import assert_error
+
+    response = eval_client.get("/api/eval/latest")
+    assert response.status_code == 200
+    body = response.json
+    run = evaluated["runs"][1]
+    assert body["run"] == run.name
+    assert body["report"] == evaluated["second"]
+    assert set(body["charts"]) == {"confusion_matrix", "reliability", "prompts"}
+    for name, url in body["charts"].items():
+        assert url == f"/api/eval/runs/{run.name}/charts/{name}"
+        chart = eval_client.get(url)
+        assert chart.status_code == 200 and chart.mimetype == "image/png"
+        assert chart.data == (run / evaluated["second"]["charts"][name]).read_bytes()
+    for url in (
+        f"/api/eval/runs/{run.name}/charts/report",
+        f"/api/eval/runs/{run.name}/charts/confusion_matrix.png",
+        "/api/eval/runs/..%2F..%2Fcalibration/charts/prompts",
+        "/api/eval/runs/20991231T000000Z/charts/prompts",
+    ):
+        assert_error(eval_client.get(url), 404)
+
+
+def test_api_answers_404_before_any_eval(tmp_path: Path, evaluated: dict[str, Any]) -> None:
+    from api.factory import create_app
+    from tests.api_helpers import assert_error
+
+    settings = evaluated["settings"].model_copy(update={"data_dir": tmp_path / "fresh"})
+    store = EmbeddedStore(tmp_path / "fresh" / "qdrant")
+    try:
+        client = create_app(settings, evaluated["encoder"], store).test_client()
+        assert_error(client.get("/api/eval/latest"), 404, "no_report")
+    finally:
+        store.close()
+
+
+def test_other_is_a_class_of_the_api(evaluated: dict[str, Any], eval_client: Any) -> None:
+    """After the eval wrote the threshold, ingest relabels from stored vectors; `other` is listed, counted,
+    filterable, and classify answers it with its reason while still showing the top 3."""
+    from tests.api_helpers import upload
+    from tests.image_factory import jpeg_bytes as jpeg
+
+    client = eval_client
+    service = client.application.extensions["wonders"]
+    report = run_ingest(evaluated["settings"], evaluated["encoder"], service.store, show_progress=False)
+    assert report.relabelled > 0  # the threshold is part of the labels' fingerprint
+    service.reload_classifier()  # what the ingest job does after handing the run to the service
+    classes = {c["id"]: c["count"] for c in client.get("/api/classes").json["classes"]}
+    assert "other" in classes
+    stats = client.get("/api/stats").json
+    assert stats["classes"]["other"] == classes["other"]
+    assert sum(stats["classes"].values()) == stats["points"]
+    page = client.get("/api/search", query_string={"q": "a photo", "class": "other", "k": 50}).json
+    assert len(page["results"]) == classes["other"]
+    assert all(r["label"]["id"] == "other" for r in page["results"])
+    answers = []
+    for seed in range(40):
+        body = client.post(
+            "/api/classify", data=upload(jpeg(photo(9000 + seed))), content_type="multipart/form-data"
+        ).json
+        assert len(body["top3"]) == 3 and all(t["id"] != "other" for t in body["top3"])
+        assert (body["label"]["id"] == "other") == (body["reason"] is not None)
+        answers.append(body["reason"])
+    assert None in answers or "low_confidence" in answers
