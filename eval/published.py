@@ -24,7 +24,8 @@ def latest_published(data_dir: Path) -> dict[str, Any] | None:
     if found is None:
         return None
     run, report = found
-    drawn = report.get("charts") if isinstance(report.get("charts"), dict) else {}
+    charts = report.get("charts")
+    drawn: dict[str, Any] = charts if isinstance(charts, dict) else {}
     return {
         "run": run.name,
         "created_at": report.get("created_at"),
