@@ -4,7 +4,7 @@
 //
 // The rooms: searchbox.js (the box), chips.js (class filter), search.js (searching and paging), grid.js
 // (the result card and the grid), context.js (the query photo strip), viewer.js (the photo viewer),
-// classify.js ("What is this?"), upload.js (pick, drop, paste), messages.js (status, error, banner),
+// classify.js ("What is this?"), quality.js (the latest eval report), upload.js (pick, drop, paste), messages.js (status, error, banner),
 // ready.js (waiting for the server), library.js (stats, classes, footer), limits.js (the server's limits),
 // url.js (the address and history), state.js (the shared state), api.js, i18n.js, dom.js, bars.js.
 // A module imports only modules below it. Where a widget below search.js must start a search (Load more,
@@ -18,6 +18,7 @@ import { bindGrid, renderGrid, renderMore } from "./grid.js";
 import { applyStatic, lang, setLang, t } from "./i18n.js";
 import { loadLibrary, renderFooter } from "./library.js";
 import { hasError, renderMessages, setStatus, whenUnavailable } from "./messages.js";
+import { bindQuality, renderQuality } from "./quality.js";
 import { isReady, markUnready, waitReady } from "./ready.js";
 import { clearQuery, resetResults, runSearch, startSimilar } from "./search.js";
 import { bindSearchBox, focusSearchBox, showQueryText } from "./searchbox.js";
@@ -66,6 +67,7 @@ function renderAll() {
     renderMore();
   }
   renderClassify();
+  renderQuality();
   renderViewer();
   renderFooter();
 }
@@ -75,6 +77,7 @@ function bindEvents() {
   bindChips();
   bindUploads();
   bindClassify();
+  bindQuality();
   bindContext({
     onClear: () => {
       clearQuery();
