@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run serve ingest crosscheck test lint bench bench-full dataset up down logs clean
+.PHONY: setup run serve ingest crosscheck eval test lint bench bench-full dataset up down logs clean
 
 # The virtual environment, rebuilt when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -37,6 +37,9 @@ ingest: ## make new photos in images/ searchable, without restarting the service
 
 crosscheck: setup ## rerun the FAISS cross-check of Qdrant's answers
 	$(PY) -m eval.crosscheck $(ARGS)
+
+eval: setup ## measure the answers on labelled photos (ARGS: see README, Evaluation)
+	$(PY) -m eval $(ARGS)
 
 test: setup ## the whole test suite
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
