@@ -3,7 +3,8 @@
     python -m eval [--labelled DIR] [--queries FILE] [--revisited gnd_roxford5k.pkl [--revisited-images DIR]]
                    [--precision int8 --precision fp32] [--out DIR] [--no-fit] [--quiet]
 
-Without any input the labelled tree is IMAGES_DIR (laid out `<class_id>/...`, as `make dataset` writes it).
+Without --labelled the labelled tree is IMAGES_DIR (laid out `<class_id>/...`, as `make dataset` writes it),
+unless only --revisited is given.
 Writes `data/eval/<time>/report.json`, `report.md` and the charts; with an `other/` folder also the fitted
 "none of these" threshold to `data/calibration.json`. See README, section "Evaluation".
 """
@@ -20,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from core.calibration import calibration_path, write_calibration
+from core.calibration import CalibrationFileError, calibration_path, write_calibration
 from core.classes import ClassesFileError
 from core.model import load_clip, resolve_precision
 from core.settings import Settings, load_settings
-from core.store import StoreUnavailable, VectorStore, open_store
+from core.store import StoreError, StoreUnavailable, VectorStore, open_store
 from eval.crosscheck import run_crosscheck
 from eval.inputs import Inputs, read_inputs
 from eval.labelled import LabelledTreeError
@@ -83,12 +84,13 @@ def open_library(settings: Settings) -> tuple[VectorStore | None, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the evaluation; 2 on bad inputs."""
+    """Run the evaluation; 2 on bad inputs, 1 when the calibration file or a store fails."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     settings = load_settings()
     labelled = args.labelled
-    if labelled is None and args.queries is None and not args.revisited:
+    if labelled is None and (args.queries is not None or not args.revisited):
+        # The queries' relevant photos are library paths: the library is their database.
         labelled = settings.images_dir
     revisited = [
         (gnd, args.revisited_images[i] if i < len(args.revisited_images) else None)
@@ -99,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     except (LabelledTreeError, QueriesFileError, RevisitedFileError, ClassesFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report, run_dir = evaluate(settings, inputs, args)
+    try:
+        report, run_dir = evaluate(settings, inputs, args)
+    except (CalibrationFileError, StoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(summary_lines(report))
     print(f"report: {run_dir / 'report.md'}")
     return 0

@@ -61,6 +61,7 @@ def read_inputs(
     """Read every input; the readers' errors (LabelledTreeError, QueriesFileError, RevisitedFileError) say
     what is wrong. Relevant photos are looked up under IMAGES_DIR, then under the labelled folder."""
     inputs = Inputs()
+    parsed = read_queries(queries) if queries is not None else []
     by_file: dict[Path, str] = {}
     if labelled is not None:
         class_ids = [c.id for c in load_classes_file(settings.classes_file).classes]
@@ -70,9 +71,9 @@ def read_inputs(
             by_file[photo.path.resolve()] = key
             inputs.photos.append(EvalPhoto(key, photo.path))
             inputs.labels[key] = photo.label
-    if queries is not None:
+    if parsed:
         roots = [settings.images_dir] + ([labelled] if labelled is not None else [])
-        for query in read_queries(queries):
+        for query in parsed:
             keys = []
             for relative in query.relevant:
                 found = next((r / relative for r in roots if (r / relative).is_file()), None)

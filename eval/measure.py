@@ -106,23 +106,33 @@ def fit(classified: Classified) -> ThresholdFit:
 
 
 def text_to_image(
-    service: SearchService, queries: Sequence[TextQuery], relevant_ids: Sequence[Sequence[str]], depth: int
+    service: SearchService,
+    queries: Sequence[TextQuery],
+    relevant_ids: Sequence[Sequence[str]],
+    depth: int,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Each query through the service's text search, ranked `depth` deep, scored per language."""
     ranked = []
-    for query in tqdm(queries, desc="text queries", unit="query", leave=False):
+    for query in tqdm(queries, desc="text queries", unit="query", leave=False, disable=not show_progress):
         page = service.search(Query(TextTerm(query.text), page=PageRequest(k=depth)))
         ranked.append([r.id for r in page.results])
     by_id = [replace(q, relevant=tuple(ids)) for q, ids in zip(queries, relevant_ids, strict=True)]
     return text_to_image_section(by_id, ranked)
 
 
-def same_class(service: SearchService, point_ids: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+def same_class(
+    service: SearchService, point_ids: Sequence[str], labels: Sequence[str], show_progress: bool = True
+) -> dict[str, Any]:
     """ "More like this" of every photo of a real class; relevant = the other photos of its class."""
     index = {pid: i for i, pid in enumerate(point_ids)}
     neighbours: list[list[int]] = []
     for pid, label in tqdm(
-        list(zip(point_ids, labels, strict=True)), desc="more like this", unit="photo", leave=False
+        list(zip(point_ids, labels, strict=True)),
+        desc="more like this",
+        unit="photo",
+        leave=False,
+        disable=not show_progress,
     ):
         if label == OTHER.id:
             neighbours.append([])
@@ -135,7 +145,7 @@ def same_class(service: SearchService, point_ids: Sequence[str], labels: Sequenc
 
 
 def revisited_protocol(
-    service: SearchService, dataset: RevisitedDataset, filled: FilledSet
+    service: SearchService, dataset: RevisitedDataset, filled: FilledSet, show_progress: bool = True
 ) -> dict[str, Any]:
     """Every query cropped to its box and uploaded; the whole database ranked; Easy / Medium / Hard."""
     index = {
@@ -143,7 +153,13 @@ def revisited_protocol(
     }
     depth = max(1, filled.store.count(IMAGES))
     rankings = []
-    for q in tqdm(range(len(dataset.qimlist)), desc=f"{dataset.name} queries", unit="query", leave=False):
+    for q in tqdm(
+        range(len(dataset.qimlist)),
+        desc=f"{dataset.name} queries",
+        unit="query",
+        leave=False,
+        disable=not show_progress,
+    ):
         buffer = io.BytesIO()
         dataset.query_image(q).save(buffer, format="PNG")
         page = service.search(Query(UploadTerm(buffer.getvalue()), page=PageRequest(k=depth)))

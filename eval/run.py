@@ -80,11 +80,15 @@ def measure_precision(
             unique: dict[str, str] = {}
             for key in keys:
                 unique.setdefault(filled.ids[key], inputs.labels[key])
-            run.sections["image_to_image"] = measure.same_class(service, list(unique), list(unique.values()))
+            run.sections["image_to_image"] = measure.same_class(
+                service, list(unique), list(unique.values()), show_progress
+            )
         if inputs.queries:
             relevant = [[filled.ids[k] for k in keys if k in filled.ids] for keys in inputs.relevant]
             depth = max(1, filled.store.count(IMAGES))
-            run.sections["text_to_image"] = measure.text_to_image(service, inputs.queries, relevant, depth)
+            run.sections["text_to_image"] = measure.text_to_image(
+                service, inputs.queries, relevant, depth, show_progress
+            )
     revisited: dict[str, Any] = {}
     for dataset in inputs.revisited:
         db = fill(
@@ -99,7 +103,7 @@ def measure_precision(
         run.filled[dataset.name] = db
         photos[dataset.name] = db.report.as_dict()
         service = measure.service_over(settings, encoder, db)
-        revisited[dataset.name] = measure.revisited_protocol(service, dataset, db)
+        revisited[dataset.name] = measure.revisited_protocol(service, dataset, db, show_progress)
     if revisited:
         run.sections["revisited"] = revisited
     run.sections["photos"] = photos
