@@ -8,7 +8,7 @@ TORCH_INDEX_URL ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run serve ingest crosscheck test lint bench bench-full bench-scale dataset up down logs clean \
+.PHONY: setup run serve ingest crosscheck eval test lint bench bench-full bench-scale dataset up down logs clean \
 	backup restore reindex up-metrics
 
 # The virtual environment, rebuilt when a requirements file changes.
@@ -65,6 +65,9 @@ reindex: ## re-encode every photo with another model, then switch: make reindex 
 
 crosscheck: setup ## rerun the FAISS cross-check of Qdrant's answers
 	$(PY) -m ingest.crosscheck_cli $(ARGS)
+
+eval: setup ## measure the answers on labelled photos (ARGS: see README, Evaluation)
+	$(PY) -m eval $(ARGS)
 
 test: setup ## the whole test suite
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)

@@ -244,6 +244,10 @@ class ClassifyResponse(ma.Schema):
     confidence = ma.fields.Float(required=True)
     top3 = ma.fields.List(ma.fields.Nested(ScoredLabel), required=True)
     took_ms = ma.fields.Float(required=True)
+    reason = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "why the label is `other`: distractor or low_confidence; null otherwise"},
+    )
 
 
 class ClassInfo(Label):
@@ -314,3 +318,12 @@ class ErrorResponse(ma.Schema):
     """Every error of the API."""
 
     error = ma.fields.Nested(ErrorBody, required=True)
+
+
+class EvalReportResponse(ma.Schema):
+    """The latest evaluation report (`make eval`): its run, chart URLs and the report's JSON."""
+
+    run = ma.fields.String(required=True)
+    created_at = ma.fields.String(allow_none=True)
+    charts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), required=True)
+    report = ma.fields.Dict(required=True, metadata={"description": "report.json as `make eval` wrote it"})

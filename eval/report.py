@@ -39,7 +39,22 @@ CHARTS = {
     "prompts": ("prompts.png", ("classification", "prompts"), charts.prompts_png),
 }
 # Keys whose numbers describe the run, not its quality: never listed as changes.
-_NOT_COMPARED = {"settings", "model", "charts", "previous", "created_at", "bins", "confusion_matrix", "rows"}
+_NOT_COMPARED = {
+    "settings",
+    "model",
+    "charts",
+    "previous",
+    "created_at",
+    "bins",
+    "confusion_matrix",
+    "rows",
+    "inputs",
+    "photos",
+    "cost",
+    "build_seconds",
+    "photos_encoded",
+    "encode_images_per_s",
+}
 
 
 def eval_root(data_dir: Path) -> Path:

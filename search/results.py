@@ -130,12 +130,14 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class ClassifyAnswer:
-    """Which class a photo shows: the best one, its confidence and the top 3."""
+    """Which class a photo shows: the best one (or `other`), the best class's confidence and the top 3;
+    `reason` says why the answer is `other` ("distractor" or "low_confidence"), None otherwise."""
 
     label: ClassLabel
     confidence: float
     top3: list[ScoredLabel]
     took_ms: float
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 from PIL import Image
 
-from core.classes import LandmarkClass
+from core.classes import OTHER, LandmarkClass
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel, ModelUnavailable, TextTower, load_clip
@@ -288,7 +288,7 @@ class SearchService:
         if class_id is None or class_id == "":
             return None
         if self.class_by_id(class_id) is None:
-            known = ", ".join(c.id for c in self.classifier().classes)
+            known = ", ".join([*(c.id for c in self.classifier().classes), OTHER.id])
             raise UnknownClass(f"Unknown class '{class_id[:64]}'. Known classes: {known}.")
         return class_id
 
@@ -407,6 +407,7 @@ class SearchService:
             confidence=round(best.best.confidence, 6),
             top3=[results.scored(s.cls, s.cls.id, round(s.confidence, 6)) for s in best.top3],
             took_ms=_ms_since(started),
+            reason=best.reason,
         )
 
     @store_calls
@@ -447,9 +448,9 @@ class SearchService:
 
     @store_calls
     def classes(self) -> list[results.ClassInfo]:
-        """The classes with names, prompts and how many photos carry each."""
+        """The classes with names, prompts and how many photos carry each; `other` ("None of these") last."""
         _, store = self.require_ready()
-        known = self.classifier().classes
+        known = [*self.classifier().classes, OTHER]
         counts = self._label_counts(store, [c.id for c in known])
         return [results.ClassInfo(c.id, c.name, c.name_ru, list(c.prompts), counts[c.id]) for c in known]
 
@@ -457,7 +458,7 @@ class SearchService:
     def stats(self) -> results.Stats:
         """Point count, model, embedding size, counts per class, the last cross-check and the limits."""
         encoder, store = self.require_ready()
-        known = self.classifier().classes
+        known = [*self.classifier().classes, OTHER]
         exists = self.library_exists()
         settings = self.settings
         return results.Stats(

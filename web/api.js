@@ -117,6 +117,11 @@ export function image(id, signal) {
   return request(`/api/images/${encodeURIComponent(id)}`, { signal });
 }
 
+/** The latest evaluation report (`make eval`), with its chart URLs; 404 no_report before the first. */
+export function evalLatest(signal) {
+  return request("/api/eval/latest", { signal });
+}
+
 export function classify(file, signal) {
   return request("/api/classify", { method: "POST", body: upload(file), signal });
 }

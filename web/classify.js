@@ -1,5 +1,5 @@
 // "What is this?": the panel with your photo, its class, the confidence and the top three classes,
-// and "Find similar photos".
+// and "Find similar photos". When the answer is `other` it says "None of the classes", still with the top 3.
 
 import * as api from "./api.js";
 import { renderBars } from "./bars.js";
@@ -67,8 +67,12 @@ export function renderClassify() {
   el.panel.setAttribute("aria-busy", String(current.loading));
   if (!current.result) return;
   const result = current.result;
-  el.label.textContent = className(result.label);
-  el.confidence.textContent = t("classifyConfidence", { pct: formatPercent(result.confidence) });
+  const none = result.label && result.label.id === "other";
+  el.label.textContent = none ? t("classifyNone") : className(result.label);
+  const pct = formatPercent(result.confidence);
+  const closest = (result.top3 || [])[0];
+  el.confidence.textContent =
+    none && closest ? t("classifyNoneWhy", { label: className(closest), pct }) : t("classifyConfidence", { pct });
   renderBars(result.top3 || [], el.bars);
 }
 

@@ -4,7 +4,7 @@
 //
 // The rooms: searchbox.js (the box), chips.js (class filter), search.js (searching and paging), grid.js
 // (the result card and the grid), context.js (the query photo strip), viewer.js (the photo viewer),
-// classify.js ("What is this?"), upload.js (pick, drop, paste), messages.js (status, error, banner),
+// classify.js ("What is this?"), quality.js (the latest eval report), upload.js (pick, drop, paste), messages.js (status, error, banner),
 // ready.js (waiting for the server), indexing.js (the library being indexed), library.js (stats, classes, footer), limits.js (the server's limits),
 // url.js (the address and history), state.js (the shared state), api.js, i18n.js, dom.js, bars.js,
 // backoff.js (every retry waits longer after each failure).
@@ -23,6 +23,7 @@ import { applyStatic, lang, setLang, t } from "./i18n.js";
 import { renderIndexing, watchIndexing } from "./indexing.js";
 import { loadLibrary, renderFooter } from "./library.js";
 import { hasError, renderMessages, setStatus, whenUnavailable } from "./messages.js";
+import { bindQuality, renderQuality } from "./quality.js";
 import { isReady, markUnready, waitReady } from "./ready.js";
 import { clearQuery, resetResults, runSearch, startSimilar } from "./search.js";
 import { bindSearchBox, focusSearchBox, showQueryText } from "./searchbox.js";
@@ -91,6 +92,7 @@ function renderAll() {
     renderMore();
   }
   renderClassify();
+  renderQuality();
   renderViewer();
   renderFooter();
 }
@@ -100,6 +102,7 @@ function bindEvents() {
   bindChips();
   bindUploads();
   bindClassify();
+  bindQuality();
   bindContext({
     onClear: () => {
       clearQuery();
