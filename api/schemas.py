@@ -133,6 +133,10 @@ class SearchResponse(ma.Schema):
     offset = ma.fields.Integer(required=True)
     next_offset = ma.fields.Integer(allow_none=True, metadata={"description": "null when no more pages"})
     took_ms = ma.fields.Float(required=True)
+    reason = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "why the page is empty when the query is not: empty_library (nothing ingested)"},
+    )
 
 
 class ImageMeta(ma.Schema):

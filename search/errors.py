@@ -67,3 +67,15 @@ class UnsupportedUpload(SearchError):
     """An uploaded query photo that cannot be decoded (not an image, a bomb, an unsupported format)."""
 
     code = "unsupported_image"
+
+
+class StoreBroken(SearchError):
+    """The store's files are damaged (corrupt meta, a shard folder gone); the message names the cause."""
+
+    code = "store_damaged"
+
+
+class Busy(SearchError):
+    """Too much work of this kind is in flight (memory for decoding uploads); retry in a moment."""
+
+    code = "busy"

@@ -60,15 +60,22 @@ class Result:
     attribution: dict[str, Any] | None
 
 
+# Page.reason of a page that is empty because the library is: no `images` collection yet (nothing
+# ingested, or it was deleted). The UI says how to fill the library instead of "no results".
+EMPTY_LIBRARY = "empty_library"
+
+
 @dataclass(frozen=True)
 class Page:
-    """A page of results; `next_offset` is None on the last page."""
+    """A page of results; `next_offset` is None on the last page; `reason` says why a page is empty
+    when the query is not the cause (EMPTY_LIBRARY), else None."""
 
     results: list[Result]
     k: int
     offset: int
     next_offset: int | None
     took_ms: float
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,11 @@ def page(hits: Sequence[Hit], k: int, offset: int, took_ms: float, lookup: Class
         next_offset=offset + k if len(hits) > k else None,
         took_ms=took_ms,
     )
+
+
+def empty_library_page(k: int, offset: int, took_ms: float) -> Page:
+    """The answer to any search while the library holds no collection yet."""
+    return Page(results=[], k=k, offset=offset, next_offset=None, took_ms=took_ms, reason=EMPTY_LIBRARY)
 
 
 def image_record(point_id: str, stored: dict[str, Any], lookup: ClassLookup) -> ImageRecord:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import io
 import json
 import logging
 import re
@@ -25,25 +26,39 @@ from core.classes import LandmarkClass, load_classes
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel, load_clip
-from core.payload import ImagePayload, library_file
+from core.payload import ImagePayload
 from core.settings import Settings
-from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
+from core.store import (
+    IMAGES,
+    CollectionStats,
+    CollectionMismatch,
+    CollectionMissing,
+    StoreDamaged,
+    StoreError,
+    StoreUnavailable,
+    VectorStore,
+    open_store,
+)
 from core.store.base import check_meta
 from core.thumbnails import thumb_path, write_thumb
+from core.decode_budget import DecodeBudget, DecodeBusy
 from core.zero_shot import ZeroShotClassifier
 from search import results
 from search.cache import QueryCache
 from search.errors import (
+    Busy,
     EmptyQuery,
     FileMissing,
     ModelMismatch,
     NotReady,
     SearchError,
+    StoreBroken,
     StoreDown,
     UnknownClass,
     UnknownImage,
     UnsupportedUpload,
 )
+from search.files import ServedFile, VerifiedFiles, open_indexed
 from search.query import DEFAULT_K, MAX_K, Query, StoredTerm, TextTerm, UploadTerm
 
 log = logging.getLogger(__name__)
@@ -64,8 +79,16 @@ def store_calls(method: Callable[P, R]) -> Callable[P, R]:
         except StoreUnavailable as err:
             log.warning("store unavailable: %s", err)
             raise StoreDown(STORE_DOWN_MESSAGE) from None
+        except StoreDamaged as err:
+            log.error("store damaged: %s", err)
+            raise StoreBroken(damaged_message(err)) from None
 
     return wrapper
+
+
+def damaged_message(err: StoreDamaged) -> str:
+    """What anyone may read about damaged store files: the cause, with no server path."""
+    return f"The vector store's files are damaged: {hide_paths(str(err))}"
 
 
 class Readiness:
@@ -94,6 +117,8 @@ class SearchService:
         self.started_at = time.time()
         self.load_error: str | None = None
         self.cache = QueryCache(settings.query_cache_size)
+        self.verified_files = VerifiedFiles()
+        self.decode_budget = DecodeBudget(settings.decode_memory_mb << 20)
         self._classifier: ZeroShotClassifier | None = None
         self._classifier_lock = threading.Lock()
         self._loader: threading.Thread | None = None
@@ -132,6 +157,8 @@ class SearchService:
             self.classifier()
         except StoreUnavailable as err:
             log.warning("store not reachable yet: %s", err)
+        except StoreError as err:  # damaged files: readiness says so, and recovers once they are fixed
+            log.error("%s", err)
         except SearchError as err:
             log.error("%s", err.message)
 
@@ -155,6 +182,9 @@ class SearchService:
         except StoreUnavailable as err:
             log.warning("store unavailable: %s", err)
             return Readiness(False, "store_unavailable", STORE_DOWN_MESSAGE)
+        except StoreDamaged as err:
+            log.error("store damaged: %s", err)
+            return Readiness(False, "store_damaged", damaged_message(err))
         if mismatch:
             return Readiness(False, "model_mismatch", mismatch)
         return Readiness(True, "ready", "ready")
@@ -237,18 +267,21 @@ class SearchService:
             normalised_text(query.about.text)  # an empty text is refused before anything else
         _, store = self.require_ready()
         label = self.check_class(query.filters.label)
-        vector, exclude = self._query_vector(query)
         k, offset = query.page.k, query.page.offset
-        # One extra result tells whether a next page exists, so next_offset is None on the last page.
-        hits = store.query(
-            IMAGES,
-            vector,
-            limit=k + 1,
-            offset=offset,
-            label=label,
-            min_score=query.filters.min_score,
-            exclude_id=exclude,
-        )
+        try:
+            vector, exclude = self._query_vector(query)
+            # One extra result tells whether a next page exists, so next_offset is None on the last page.
+            hits = store.query(
+                IMAGES,
+                vector,
+                limit=k + 1,
+                offset=offset,
+                label=label,
+                min_score=query.filters.min_score,
+                exclude_id=exclude,
+            )
+        except CollectionMissing:  # nothing ingested yet, or the collection was deleted
+            return results.empty_library_page(k, offset, _ms_since(started))
         return results.page(hits, k, offset, _ms_since(started), self.class_by_id)
 
     def _query_vector(self, query: Query) -> tuple[np.ndarray, str | None]:
@@ -302,51 +335,66 @@ class SearchService:
             took_ms=_ms_since(started),
         )
 
+    def _stored_payload(self, point_id: str) -> tuple[str, dict[str, Any]]:
+        """The canonical id and stored payload of a photo, or UnknownImage (an empty library included).
+
+        Needs only the store: files and metadata are served even while the model check cannot be made."""
+        _, store = self.require_loaded()
+        point_id = _point_id(point_id)
+        try:
+            found = store.retrieve(IMAGES, [point_id])
+        except CollectionMissing:
+            raise UnknownImage("No image with this id.") from None
+        if not found:
+            raise UnknownImage("No image with this id.")
+        return point_id, found[0].payload
+
     @store_calls
     def image(self, point_id: str) -> results.ImageRecord:
         """Everything stored about one photo."""
-        _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)])
-        if not found:
-            raise UnknownImage("No image with this id.")
-        return results.image_record(found[0].id, found[0].payload, self.class_by_id)
+        point_id, payload = self._stored_payload(point_id)
+        return results.image_record(point_id, payload, self.class_by_id)
 
     @store_calls
-    def image_file(self, point_id: str) -> Path:
-        """The library file of a stored photo."""
-        _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)])
-        if not found:
-            raise UnknownImage("No image with this id.")
-        path = library_file(ImagePayload.from_stored(found[0].payload).path, self.settings.images_dir)
-        if not path.is_file():
-            raise FileMissing("The image is indexed but its file is no longer in the library.")
-        return path
+    def image_file(self, point_id: str) -> ServedFile:
+        """The library file of a stored photo, opened, while it is still the indexed bytes (search/files.py)."""
+        point_id, payload = self._stored_payload(point_id)
+        return open_indexed(
+            point_id, ImagePayload.from_stored(payload), self.settings.images_dir, self.verified_files
+        )
 
     @store_calls
-    def thumbnail(self, point_id: str) -> Path:
-        """The JPEG thumbnail of a stored photo, made from its file when it is missing."""
-        point_id = _point_id(point_id)
+    def thumbnail(self, point_id: str) -> ServedFile:
+        """The JPEG thumbnail of a stored photo, made from its file when it is missing.
+
+        A thumbnail that cannot be written (a read-only data folder) is still served, from memory."""
+        point_id, _ = self._stored_payload(point_id)
         settings = self.settings
         path = thumb_path(settings.thumbs_dir, point_id)
-        if path.is_file():
-            _, store = self.require_ready()
-            if not store.retrieve(IMAGES, [point_id]):  # only for ids in the collection
-                raise UnknownImage("No image with this id.")
-            return path
-        source = self.image_file(point_id)
         try:
-            decoded = decode_image(source, settings.max_image_pixels, min_side=settings.thumb_size)
-        except (UnsupportedImage, OSError):
+            return ServedFile(path.open("rb"), "image/jpeg", etag=point_id, size=path.stat().st_size)
+        except OSError:
+            pass  # not made yet, or unreadable: made again below
+        source = self.image_file(point_id)
+        with source.handle:
+            data = source.handle.read()
+        try:
+            decoded = decode_image(data, settings.max_image_pixels, min_side=settings.thumb_size)
+        except UnsupportedImage:
             raise FileMissing("The image's file can no longer be decoded.") from None
-        return write_thumb(settings.thumbs_dir, point_id, thumbnail_jpeg(decoded.image, settings.thumb_size))
+        jpeg = thumbnail_jpeg(decoded.image, settings.thumb_size)
+        try:
+            write_thumb(settings.thumbs_dir, point_id, jpeg)
+        except OSError as err:
+            log.warning("cannot write the thumbnail of %s: %s", point_id, err)
+        return ServedFile(io.BytesIO(jpeg), "image/jpeg", etag=point_id, size=len(jpeg))
 
     @store_calls
     def classes(self) -> list[results.ClassInfo]:
         """The classes with names, prompts and how many photos carry each."""
         _, store = self.require_ready()
         known = self.classifier().classes
-        counts = store.label_counts(IMAGES, [c.id for c in known])
+        counts = _label_counts(store, [c.id for c in known])
         return [results.ClassInfo(c.id, c.name, c.name_ru, list(c.prompts), counts[c.id]) for c in known]
 
     @store_calls
@@ -354,17 +402,21 @@ class SearchService:
         """Point count, model, embedding size, counts per class, the last cross-check and the limits."""
         encoder, store = self.require_ready()
         known = self.classifier().classes
-        collection = store.stats(IMAGES)
+        try:
+            collection = store.stats(IMAGES)
+            points = store.count(IMAGES)
+        except CollectionMissing:  # deleted between the calls
+            collection, points = CollectionStats(points=0, indexed_vectors=0), 0
         settings = self.settings
         return results.Stats(
-            points=store.count(IMAGES),
+            points=points,
             indexed_vectors=collection.indexed_vectors,
             model=encoder.model_name,
             dim=encoder.dim,
             device=encoder.device,
             precision=encoder.precision,
             store=settings.store_kind,
-            classes=store.label_counts(IMAGES, [c.id for c in known]),
+            classes=_label_counts(store, [c.id for c in known]),
             crosscheck=_read_json(settings.crosscheck_report),
             query_cache={"hits": self.cache.hits, "misses": self.cache.misses},
             limits={"max_upload_mb": settings.max_upload_mb, "max_k": MAX_K, "default_k": DEFAULT_K},
@@ -373,7 +425,11 @@ class SearchService:
     def _decode_upload(self, data: bytes, min_side: int) -> Any:
         """An uploaded photo decoded to RGB, shrunk while decoding to what the model needs."""
         try:
-            return decode_image(data, self.settings.max_image_pixels, min_side=min_side).image
+            return decode_image(
+                data, self.settings.max_image_pixels, min_side=min_side, budget=self.decode_budget
+            ).image
+        except DecodeBusy:
+            raise Busy("The server is decoding other large photos right now; retry in a moment.") from None
         except UnsupportedImage as err:
             raise UnsupportedUpload(
                 f"The upload is not a decodable image: {err.reason}.", details={"reason": err.reason}
@@ -390,6 +446,14 @@ def normalised_text(text: str) -> str:
     if not key:
         raise EmptyQuery("Type something to search for.")
     return key
+
+
+def _label_counts(store: VectorStore, labels: list[str]) -> dict[str, int]:
+    """Photos per class; all zero while the library holds no collection."""
+    try:
+        return store.label_counts(IMAGES, labels)
+    except CollectionMissing:
+        return dict.fromkeys(labels, 0)
 
 
 def _point_id(text: str) -> str:

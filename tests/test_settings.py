@@ -324,6 +324,7 @@ def test_every_store_kind_has_one_backend() -> None:
 def test_open_store_opens_the_backend_of_the_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.store import server as server_module
     from core.store.embedded import EmbeddedStore
+    from core.store.breaker import CircuitBreakerStore
     from core.store.server import ServerStore
 
     clients: list[dict[str, object]] = []
@@ -339,7 +340,8 @@ def test_open_store_opens_the_backend_of_the_kind(tmp_path: Path, monkeypatch: p
     )
     assert store_backend(server) is BACKENDS["server"]
     remote = open_store(server)
-    assert isinstance(remote, ServerStore) and remote.url == "http://qdrant:6333" and remote.hnsw_ef == 64
+    assert isinstance(remote, CircuitBreakerStore) and isinstance(remote.inner, ServerStore)
+    assert remote.url == "http://qdrant:6333" and remote.hnsw_ef == 64
     assert clients == [{"url": "http://qdrant:6333", "api_key": "k", "timeout": 7}]
 
 
