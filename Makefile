@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run serve ingest crosscheck test lint bench bench-full dataset up down logs clean
+.PHONY: setup run serve ingest crosscheck test test-chaos lint bench bench-full dataset up down logs clean
 
 # The virtual environment, rebuilt when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -40,6 +40,9 @@ crosscheck: setup ## rerun the FAISS cross-check of Qdrant's answers
 
 test: setup ## the whole test suite
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+test-chaos: setup ## the long attack runs of issue 19 (slow clients, worst-case uploads, a hung store)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m chaos $(ARGS)
 
 lint: setup ## ruff and mypy
 	$(PY) -m ruff check .

@@ -10,6 +10,7 @@ from typing import IO
 from flask import Flask, Request, Response, g, request
 
 from api.errors import register_error_handlers
+from api.hosts import register_host_check
 from api.openapi import Api, openapi_config
 from api.routes import admin, classify, files, images, search, status
 from api.web import register_web
@@ -76,6 +77,8 @@ def create_app(
         if request.mimetype != "multipart/form-data":
             request.max_content_length = MAX_JSON_BYTES
         _drain_oversize_body(request.max_content_length or app.config["MAX_CONTENT_LENGTH"])
+
+    register_host_check(app, settings)  # first of the request hooks
 
     @app.after_request
     def _headers(response: Response) -> Response:

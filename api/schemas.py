@@ -135,7 +135,9 @@ class SearchResponse(ma.Schema):
     took_ms = ma.fields.Float(required=True)
     reason = ma.fields.String(
         allow_none=True,
-        metadata={"description": "why the page is empty when the query is not: empty_library (nothing ingested)"},
+        metadata={
+            "description": "why the page is empty when the query is not: empty_library (nothing ingested)"
+        },
     )
 
 

@@ -16,6 +16,12 @@ from tqdm import tqdm
 
 TOKEN_FILE = "admin.token"
 TOKEN_HEADER = "X-Wonders-Admin-Token"
+# How long a client waits for a service that stopped answering (a worker restarting loads its model).
+RECONNECT_S = 120.0
+
+
+class ServiceGone(RuntimeError):
+    """The service stopped answering during the run and did not come back; the message says what to do."""
 
 
 @dataclass
@@ -24,6 +30,8 @@ class RunningService:
 
     url: str
     token: str
+    data_dir: Path | None = None
+    job: dict[str, Any] | None = None  # what was asked, to ask again after a restart
 
     def _headers(self) -> dict[str, str]:
         return {TOKEN_HEADER: self.token}
@@ -38,6 +46,10 @@ class RunningService:
     def start(self, paths: list[Path], recreate: bool, prune: bool = False) -> dict[str, Any]:
         """Ask the service to ingest; if a job is already running we follow that one."""
         body = {"paths": [str(p.resolve()) for p in paths], "recreate": recreate, "prune": prune}
+        self.job = body
+        return self._submit(body)
+
+    def _submit(self, body: dict[str, Any]) -> dict[str, Any]:
         response = requests.post(
             f"{self.url}/api/admin/ingest", json=body, headers=self._headers(), timeout=10
         )
@@ -47,11 +59,41 @@ class RunningService:
             )
         return self.status()
 
+    def _reconnect(self, poll_s: float) -> dict[str, Any]:
+        """The job's state from the service once it answers again (re-reading its new token), with the
+        job asked again when the restarted service no longer has it; ServiceGone after RECONNECT_S."""
+        deadline = time.monotonic() + RECONNECT_S
+        while time.monotonic() < deadline:
+            time.sleep(poll_s)
+            if self.data_dir is not None:
+                try:
+                    self.token = (self.data_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
+                except OSError:
+                    continue  # not written yet: the service is still starting
+            try:
+                state = self.status()
+                if state.get("state") == "idle" and self.job is not None:
+                    print("The service restarted and lost the run: asking it again.")
+                    state = self._submit(self.job)
+                return state
+            except (requests.RequestException, ValueError):
+                continue
+        raise ServiceGone(
+            f"the service at {self.url} stopped answering during the ingest and did not come back; "
+            "every photo encoded so far is kept: start it again (make run) and rerun `make ingest`"
+        )
+
     def follow(self, show_progress: bool = True, poll_s: float = 0.5) -> dict[str, Any]:
-        """Poll until the job ends, drawing a progress bar; returns the final status."""
+        """Poll until the job ends, drawing a progress bar; returns the final status.
+
+        A service that stops answering (restarted, or its worker: a new token) is waited for, and
+        re-asked when the run was lost; ServiceGone when it never comes back."""
         bar = None
         while True:
-            state = self.status()
+            try:
+                state = self.status()
+            except (requests.RequestException, ValueError):
+                state = self._reconnect(poll_s)
             if state.get("total") and show_progress:
                 if bar is None:
                     bar = tqdm(total=state["total"], desc="encoding (in the service)", unit="img")
@@ -70,7 +112,7 @@ def find_service(data_dir: Path, port: int) -> RunningService | None:
         token = (data_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
     except OSError:
         return None
-    service = RunningService(url=f"http://127.0.0.1:{port}", token=token)
+    service = RunningService(url=f"http://127.0.0.1:{port}", token=token, data_dir=data_dir)
     try:
         service.status()
     except (requests.RequestException, ValueError):

@@ -23,6 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 
 from core.classes import LandmarkClass, load_classes
+from core.decode_budget import DecodeBudget, DecodeBusy
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel, load_clip
@@ -30,9 +31,9 @@ from core.payload import ImagePayload
 from core.settings import Settings
 from core.store import (
     IMAGES,
-    CollectionStats,
     CollectionMismatch,
     CollectionMissing,
+    CollectionStats,
     StoreDamaged,
     StoreError,
     StoreUnavailable,
@@ -41,7 +42,6 @@ from core.store import (
 )
 from core.store.base import check_meta
 from core.thumbnails import thumb_path, write_thumb
-from core.decode_budget import DecodeBudget, DecodeBusy
 from core.zero_shot import ZeroShotClassifier
 from search import results
 from search.cache import QueryCache
@@ -184,6 +184,7 @@ class SearchService:
             return Readiness(False, "store_unavailable", STORE_DOWN_MESSAGE)
         except StoreDamaged as err:
             log.error("store damaged: %s", err)
+            self._mismatch_checked_at = float("-inf")  # searches check again too, until it is fixed
             return Readiness(False, "store_damaged", damaged_message(err))
         if mismatch:
             return Readiness(False, "model_mismatch", mismatch)
@@ -213,7 +214,11 @@ class SearchService:
             return None
         now = time.monotonic()
         if force or now - self._mismatch_checked_at > self.MISMATCH_CHECK_S:
-            stored = self.store.collection_meta(IMAGES)
+            try:
+                stored = self.store.collection_meta(IMAGES)
+            except StoreDamaged:
+                self._mismatch_checked_at = float("-inf")  # checked again on every call until fixed
+                raise
             try:
                 if stored is not None:
                     check_meta(IMAGES, stored, self.encoder.identity.as_meta())

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from core.store.base import CollectionMissing
-from core.store.base import CollectionMismatch, PointRecord, StoreUnavailable, VectorStore
+from core.store.base import CollectionMismatch, CollectionMissing, PointRecord, StoreUnavailable, VectorStore
 from core.store.embedded import EmbeddedStore
 from core.store.server import ServerStore
 

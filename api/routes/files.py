@@ -19,7 +19,7 @@ def _send(served: ServedFile) -> Response:
     """The open file as a cacheable response (ranges and If-None-Match answered); no file name is sent."""
     response = send_file(served.handle, mimetype=served.mimetype, etag=served.etag, max_age=604800)
     response.content_length = served.size
-    response = response.make_conditional(request, accept_ranges=True, complete_length=served.size)
+    response.make_conditional(request, accept_ranges=True, complete_length=served.size)  # in place
     response.headers["Cache-Control"] = IMMUTABLE
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

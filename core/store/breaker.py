@@ -124,9 +124,7 @@ class CircuitBreakerStore(VectorStore):
         exact: bool = False,
     ) -> list[Hit]:
         """See VectorStore."""
-        return self._call(
-            self.inner.query, name, vector, limit, offset, label, min_score, exclude_id, exact
-        )
+        return self._call(self.inner.query, name, vector, limit, offset, label, min_score, exclude_id, exact)
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[PointRecord]:
         """See VectorStore."""

@@ -7,6 +7,7 @@ running service.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,10 +41,10 @@ from qdrant_edge import (
 from core.settings import Settings
 from core.store.base import (
     LABEL_FIELD,
+    CollectionMissing,
     CollectionStats,
     Hit,
     PointRecord,
-    CollectionMissing,
     StoreDamaged,
     StoreUnavailable,
     VectorStore,
@@ -127,10 +128,8 @@ class EmbeddedStore(VectorStore):
     def _drop(self, name: str) -> None:
         shard = self._shards.pop(name, None)
         if shard is not None:
-            try:
+            with contextlib.suppress(Exception):
                 shard.close()
-            except Exception:  # noqa: BLE001 - its files may be gone already; it is dropped anyway
-                pass
         shutil.rmtree(self._shard_dir(name), ignore_errors=True)
         self._meta_file(name).unlink(missing_ok=True)
 
