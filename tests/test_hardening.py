@@ -21,6 +21,8 @@ import pytest
 
 pytest.register_assert_rewrite("tests.api_helpers", "tests.nginx_support")
 
+import contextlib  # noqa: E402
+
 import requests  # noqa: E402
 from flask import Flask  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -72,10 +74,8 @@ def library(settings: Settings, encoder: ClipModel) -> Iterator[Library]:
     """Three photos, ingested."""
     lib = Library(settings, encoder, {f"p{i}.jpg": jpeg_bytes(photo(300 + i, (200, 150))) for i in range(3)})
     yield lib
-    try:
+    with contextlib.suppress(Exception):
         lib.store.close()
-    except Exception:
-        pass
 
 
 # -- 1. no file outside the library, and only the indexed bytes ---------------------------------------
@@ -389,10 +389,8 @@ def test_liveness_answers_while_every_thread_waits_on_a_hung_store(
             time.sleep(0.2)  # readiness would ask the hung store: the log says when the model is there
 
         def search() -> None:
-            try:
+            with contextlib.suppress(requests.RequestException):
                 requests.get(f"{server.url}/api/search", params={"q": "x"}, timeout=60)
-            except requests.RequestException:
-                pass
             finished.append(1)
 
         searches = [threading.Thread(target=search, daemon=True) for _ in range(8)]
@@ -630,11 +628,11 @@ def _response(sock: socket.socket) -> bytes:
 @pytest.mark.slow
 def test_slow_clients_hold_no_thread_and_run_out_of_time(strict_server: LiveServer) -> None:
     slow = []
-    for i in range(6):  # three times the threads: slow headers ...
+    for _i in range(6):  # three times the threads: slow headers ...
         sock = _connect(strict_server)
         sock.sendall(b"GET /api/search?q=x HTTP/1.1\r\nHost: localhost\r\n")
         slow.append(sock)
-    for i in range(4):  # ... and slow bodies
+    for _i in range(4):  # ... and slow bodies
         sock = _connect(strict_server)
         sock.sendall(b"POST /api/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n")
         sock.sendall(b'Content-Length: 100\r\n\r\n{"q":')
