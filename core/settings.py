@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         120.0, gt=0, le=3600, description="seconds a client has to send a request's body"
     )
     decode_memory_mb: int = Field(
-        768,
+        512,
         ge=64,
         le=65536,
         description="memory all concurrent upload decodes may use together; more waits, then 503",
