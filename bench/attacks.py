@@ -292,6 +292,8 @@ def hung_store(model: Path, root: Path, seconds: float) -> dict[str, Any]:
             "health_checks": len(health),
             "health_p50_ms": round(percentile(health, 50), 1),
             "health_max_ms": round(max(health), 1),
+            "health_p99_ms": round(percentile(health, 99), 1),
+            "health_over_100ms": sum(ms > 100 for ms in health),
             "search_statuses": sorted({s for s, _ in outcomes}),
             "slowest_search_ms": round(max(ms for _, ms in outcomes), 1),
             "search_after_breaker_opened": {

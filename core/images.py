@@ -140,9 +140,11 @@ def decode_cost(image: Image.Image, min_side: int) -> int:
     native = pixels * _NATIVE_BYTES.get(image.mode, 4)
     side = min(width, height)
     kept = min(pixels, side * side * MAX_ASPECT)
-    if int(side / max(1, min_side) / 3) >= 2:
-        per_pixel = 8  # one full-size copy in its own mode while reducing
-    elif image.mode in ALPHA_MODES or image.mode == "P":
+    factor = reduce_factor(image, min_side)
+    if factor >= 2:
+        # Up to two full-size copies in its own mode while reducing, then the reduced image converted.
+        return native + kept * 8 + kept // (factor * factor) * 20
+    if image.mode in ALPHA_MODES or image.mode == "P":
         per_pixel = 20  # the RGBA copy, the white background, the composite, the RGB result
     elif image.mode in HIGH_BIT_MODES:
         per_pixel = 13  # float32 work array and its temporary, the 8-bit result, RGB
@@ -155,9 +157,10 @@ def _reduce_early(image: Image.Image, min_side: int) -> Image.Image:
     """A big 16-bit, float or transparent image box-averaged down in its own mode before `_to_rgb`.
 
     Converting those at full size costs gigabytes for 50 megapixels (float64 copies, alpha compositing),
-    from an upload of a few kilobytes. The factor is the first step `shrink`'s resize (reducing_gap=3)
-    would take anyway; other modes convert at the cost of an RGB image and are left to `shrink`."""
-    factor = int(min(image.size) / max(1, min_side) / 3)
+    from an upload of a few kilobytes. The factor keeps the shorter side at least `min_side` (the box
+    average is a fine first step of a downscale); other modes convert at the cost of an RGB image and are
+    left to `shrink`."""
+    factor = reduce_factor(image, min_side)
     if factor < 2:
         return image
     if image.mode in ("I", "F"):
@@ -172,6 +175,11 @@ def _reduce_early(image: Image.Image, min_side: int) -> Image.Image:
         rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         return rgba.convert("RGBa").reduce(factor).convert("RGBA")
     return image
+
+
+def reduce_factor(image: Image.Image, min_side: int) -> int:
+    """How many times `_reduce_early` shrinks an image (1 = not at all)."""
+    return max(1, int(min(image.size) / max(1, min_side)))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
