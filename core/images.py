@@ -101,9 +101,6 @@ def _decode_opened(
         raise UnsupportedImage(
             f"too many pixels ({width}x{height} = {width * height:,} > limit {max_pixels:,})"
         )
-    if getattr(image, "n_frames", 1) > 1:
-        image.seek(0)  # first frame of an animation
-    orientation = image.getexif().get(0x0112, 1)
     if fmt in ("JPEG", "MPO"):
         # Draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale: far less work for big photos.
         image.draft("RGB", (min_side, min_side))
@@ -113,6 +110,10 @@ def _decode_opened(
     reservation: AbstractContextManager[None] = budget.reserve(cost) if budget else nullcontext()
     try:
         with reservation:
+            # Inside the reservation: a PNG's EXIF and a GIF's frame count decode the whole image.
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)  # first frame of an animation
+            orientation = image.getexif().get(0x0112, 1)
             image.load()
             # Rotate before the mode conversion: 16-bit scaling and alpha compositing build new images
             # that no longer carry the EXIF block, so transposing after them would silently do nothing.
