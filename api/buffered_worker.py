@@ -133,8 +133,11 @@ class BufferedThreadWorker(ThreadWorker):
         except OSError:
             self._drop(state)
             return
-        if not data:  # the client went away
-            self._drop(state)
+        if not data:  # the client stopped sending: mid-request, it may still read why (a half-close)
+            if state.buf or state.discard:
+                self._refuse(state, 400)
+            else:
+                self._drop(state)
             return
         if state.discard:
             taken = min(state.discard, len(data))
