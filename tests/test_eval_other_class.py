@@ -177,9 +177,9 @@ def ingest_counting(
     seen = []
     real = encoder.image.encode_images
 
-    def counting(images: list[Any], batch_size: int = 8) -> np.ndarray:
+    def counting(images: list[Any], batch_size: int = 8, background: bool = False) -> np.ndarray:
         seen.extend(images)
-        return real(images, batch_size=batch_size)
+        return real(images, batch_size=batch_size, background=background)
 
     monkeypatch.setattr(encoder.image, "encode_images", counting)
     report = run_ingest(settings, encoder, store, show_progress=False)
