@@ -8,7 +8,7 @@ TORCH_INDEX_URL ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run serve ingest crosscheck eval test lint bench bench-full bench-scale dataset up down logs clean \
+.PHONY: setup run serve ingest crosscheck eval test test-chaos lint bench bench-full bench-scale dataset up down logs clean \
 	backup restore reindex up-metrics
 
 # The virtual environment, rebuilt when a requirements file changes.
@@ -71,6 +71,9 @@ eval: setup ## measure the answers on labelled photos (ARGS: see README, Evaluat
 
 test: setup ## the whole test suite
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+test-chaos: setup ## the long attack runs of issue 19 (slow clients, worst-case uploads, a hung store)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m chaos $(ARGS)
 
 lint: setup ## ruff and mypy
 	$(PY) -m ruff check .

@@ -54,6 +54,8 @@ HTTP_STATUS: dict[type[search_errors.SearchError], int] = {
     search_errors.FileMissing: 404,
     search_errors.UnsupportedUpload: 415,
     search_errors.TowerOff: 400,
+    search_errors.StoreBroken: 503,
+    search_errors.Busy: 503,
 }
 
 

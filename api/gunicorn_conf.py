@@ -30,20 +30,27 @@ else:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api import gunicorn_errors
+from api.startup import data_dir_problem, remove_admin_token
 from core.settings import load_settings
 from core.store import store_backend
 
 _settings = load_settings()  # checked before any worker starts: a bad value stops here, clearly
 _cores = os.cpu_count() or 2
+if store_backend(_settings).single_process:
+    _problem = data_dir_problem(_settings.data_dir)
+    if _problem:
+        print(f"Cannot start: {_problem}", file=sys.stderr)
+        sys.exit(2)
 
-# Loopback by default: gunicorn's threads are tied up by slow clients, so anything reachable from a
-# network belongs behind a proxy (the compose stack's nginx; its image sets HOST=0.0.0.0).
+# Loopback by default; the compose stack's nginx is in front when reachable from a network (its image
+# sets HOST=0.0.0.0). Slow clients no longer tie up threads (api/buffered_worker.py).
 bind = f"{_settings.host}:{_settings.port}"
 if store_backend(_settings).single_process:
     workers = 1
 else:
     workers = _settings.web_concurrency or max(2, min(4, _cores))
-worker_class = "gthread"
+# gthread, with every request read in full before a thread is given to it (slow clients cost no thread).
+worker_class = "api.buffered_worker.BufferedThreadWorker"
 threads = _settings.gunicorn_threads
 timeout = _settings.gunicorn_timeout
 graceful_timeout = 30
@@ -67,10 +74,13 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def on_exit(server: Any) -> None:
-    """gunicorn stops: the metrics folder it made goes too."""
+gunicorn_errors.install()  # in the master, before the fork
+
+
+def on_exit(server: object) -> None:
+    """gunicorn stops: the admin token its worker wrote is no use to anyone any more (a worker killed
+    with -9 never ran its own clean-up); and the metrics folder it made goes too."""
+    if store_backend(_settings).single_process:
+        remove_admin_token(_settings.data_dir)
     if _own_metrics_dir:
         shutil.rmtree(_own_metrics_dir, ignore_errors=True)
-
-
-gunicorn_errors.install()  # in the master, before the fork

@@ -6,12 +6,15 @@ and warms up in a background thread; /api/ready answers 503 until it is done.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import sys
 import threading
 
 from api.factory import create_app
 from api.routes.admin import write_admin_token
+from api.startup import remove_admin_token
 from core.model import ModelUnavailable, keep_freed_memory
 from core.quiet_logs import quiet_library_logs
 from core.settings import load_settings
@@ -27,7 +30,18 @@ quiet_library_logs()
 app = create_app(settings)
 if store_backend(settings).single_process:
     # The store is this process's: `make ingest` hands its work over, proving access with this token.
-    app.config["WONDERS_ADMIN_TOKEN"] = write_admin_token(settings.data_dir)
+    try:
+        token = write_admin_token(settings.data_dir)
+    except OSError as err:
+        # gunicorn_conf.py checks this before starting; this is the same line for other servers.
+        logging.getLogger(__name__).critical(
+            "DATA_DIR (%s) is not writable: %s", settings.data_dir, err.strerror or err
+        )
+        sys.exit(
+            WORKER_BOOT_ERROR
+        )  # gunicorn's code for a worker that cannot boot: it stops instead of retrying
+    app.config["WONDERS_ADMIN_TOKEN"] = token
+    atexit.register(remove_admin_token, settings.data_dir, token)
     if settings.index_on_start:
         # Serve at once; the library is indexed in the background (fetched first when empty).
         app.extensions["wonders_indexer"].start()

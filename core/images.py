@@ -8,11 +8,15 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.decode_budget import DecodeBudget, DecodeBusy
+from core.model.memory import release_freed_memory
 
 # Formats we accept. Everything else (PSD, EPS, ICO, ...) is refused before decoding.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -23,6 +27,12 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".
 # shorter side up to 224, into a 22,400,000 x 224 image: tens of gigabytes. CLIP looks at the central
 # square only, so the cut loses nothing it sees; a panorama's thumbnail keeps a 16:1 band.
 MAX_ASPECT = 16
+# Beyond MAX_ASPECT a strip is cut; far beyond it, a strip that is also costly to decode at all (its
+# decoded pixels, nearly all thrown away by the cut) is refused: a 94 KB PNG of 1 x 49,999,000 pixels.
+ABSURD_ASPECT = 4 * MAX_ASPECT
+ABSURD_COST = 16 << 20
+# After a decode that cost this much, the freed memory is handed back to the system (malloc_trim).
+RELEASE_AFTER = 64 << 20
 HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
@@ -49,11 +59,14 @@ class DecodedImage:
     format: str
 
 
-def decode_image(source: bytes | Path, max_pixels: int, min_side: int = 448) -> DecodedImage:
+def decode_image(
+    source: bytes | Path, max_pixels: int, min_side: int = 448, budget: DecodeBudget | None = None
+) -> DecodedImage:
     """Decode bytes or a file into RGB, refusing bombs; shrink so the shorter side is about `min_side`.
 
     `min_side` should be about twice the model's input size: CLIP's own preprocessing then works on a
-    small image (3 ms instead of 400 ms for a 24-megapixel photo) with no visible loss.
+    small image (3 ms instead of 400 ms for a 24-megapixel photo) with no visible loss. With `budget`,
+    the decode first reserves its estimated memory there (DecodeBusy when it stays taken).
     """
     data = source.read_bytes() if isinstance(source, Path) else source
     if not data:
@@ -62,8 +75,8 @@ def decode_image(source: bytes | Path, max_pixels: int, min_side: int = 448) -> 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-            return _decode_opened(image, max_pixels, min_side)
-    except UnsupportedImage:
+            return _decode_opened(image, max_pixels, min_side, budget)
+    except (UnsupportedImage, DecodeBusy):
         raise
     except UnidentifiedImageError:
         raise UnsupportedImage("not an image, or an unsupported format") from None
@@ -77,7 +90,9 @@ def decode_image(source: bytes | Path, max_pixels: int, min_side: int = 448) -> 
         raise UnsupportedImage(f"cannot decode the image ({type(err).__name__}: {_short(err)})") from None
 
 
-def _decode_opened(image: Image.Image, max_pixels: int, min_side: int) -> DecodedImage:
+def _decode_opened(
+    image: Image.Image, max_pixels: int, min_side: int, budget: DecodeBudget | None
+) -> DecodedImage:
     fmt = image.format or "unknown"
     width, height = image.size
     if width <= 0 or height <= 0:
@@ -86,30 +101,67 @@ def _decode_opened(image: Image.Image, max_pixels: int, min_side: int) -> Decode
         raise UnsupportedImage(
             f"too many pixels ({width}x{height} = {width * height:,} > limit {max_pixels:,})"
         )
-    if getattr(image, "n_frames", 1) > 1:
-        image.seek(0)  # first frame of an animation
-    orientation = image.getexif().get(0x0112, 1)
     if fmt in ("JPEG", "MPO"):
         # Draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale: far less work for big photos.
         image.draft("RGB", (min_side, min_side))
-    image.load()
-    # Rotate before the mode conversion: 16-bit scaling and alpha compositing build new images that
-    # no longer carry the EXIF block, so transposing after them would silently do nothing.
-    image = ImageOps.exif_transpose(image) if orientation != 1 else image
-    image = _to_rgb(_reduce_early(image, min_side))
+    cost = decode_cost(image, min_side)
+    if max(image.size) > ABSURD_ASPECT * min(image.size) and cost > ABSURD_COST:
+        raise UnsupportedImage(f"aspect ratio too extreme to decode ({width}x{height})")
+    reservation: AbstractContextManager[None] = budget.reserve(cost) if budget else nullcontext()
+    try:
+        with reservation:
+            # Inside the reservation: a PNG's EXIF and a GIF's frame count decode the whole image.
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)  # first frame of an animation
+            orientation = image.getexif().get(0x0112, 1)
+            image.load()
+            # Rotate before the mode conversion: 16-bit scaling and alpha compositing build new images
+            # that no longer carry the EXIF block, so transposing after them would silently do nothing.
+            image = ImageOps.exif_transpose(image) if orientation != 1 else image
+            # Cut and reduced in its own mode first: the conversion then works on what CLIP sees only.
+            image = _to_rgb(_reduce_early(crop_aspect(image, MAX_ASPECT), min_side))
+            image = shrink(image, min_side)
+    finally:
+        if cost >= RELEASE_AFTER:
+            release_freed_memory()  # else glibc keeps the peak for good (core/model/memory.py)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    image = shrink(crop_aspect(image, MAX_ASPECT), min_side)
     return DecodedImage(image=image, width=width, height=height, format=fmt)
+
+
+# Bytes per pixel of an image loaded by Pillow in its own mode (RGB is stored as 4 bytes too).
+_NATIVE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+
+
+def decode_cost(image: Image.Image, min_side: int) -> int:
+    """An upper estimate of the bytes decoding `image` takes at its peak: the loaded pixels, plus the
+    work of converting the part kept by the aspect cut (less when `_reduce_early` shrinks it first)."""
+    width, height = image.size
+    pixels = width * height
+    native = pixels * _NATIVE_BYTES.get(image.mode, 4)
+    side = min(width, height)
+    kept = min(pixels, side * side * MAX_ASPECT)
+    factor = reduce_factor(image, min_side)
+    if factor >= 2:
+        # Up to two full-size copies in its own mode while reducing, then the reduced image converted.
+        return native + kept * 8 + kept // (factor * factor) * 20
+    if image.mode in ALPHA_MODES or image.mode == "P":
+        per_pixel = 20  # the RGBA copy, the white background, the composite, the RGB result
+    elif image.mode in HIGH_BIT_MODES:
+        per_pixel = 13  # float32 work array and its temporary, the 8-bit result, RGB
+    else:
+        per_pixel = 8  # the RGB copy and the first resize step
+    return native + kept * per_pixel
 
 
 def _reduce_early(image: Image.Image, min_side: int) -> Image.Image:
     """A big 16-bit, float or transparent image box-averaged down in its own mode before `_to_rgb`.
 
     Converting those at full size costs gigabytes for 50 megapixels (float64 copies, alpha compositing),
-    from an upload of a few kilobytes. The factor is the first step `shrink`'s resize (reducing_gap=3)
-    would take anyway; other modes convert at the cost of an RGB image and are left to `shrink`."""
-    factor = int(min(image.size) / max(1, min_side) / 3)
+    from an upload of a few kilobytes. The factor keeps the shorter side at least `min_side` (the box
+    average is a fine first step of a downscale); other modes convert at the cost of an RGB image and are
+    left to `shrink`."""
+    factor = reduce_factor(image, min_side)
     if factor < 2:
         return image
     if image.mode in ("I", "F"):
@@ -126,21 +178,30 @@ def _reduce_early(image: Image.Image, min_side: int) -> Image.Image:
     return image
 
 
+def reduce_factor(image: Image.Image, min_side: int) -> int:
+    """How many times `_reduce_early` shrinks an image (1 = not at all)."""
+    return max(1, int(min(image.size) / max(1, min_side)))
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB: 16-bit and float scaled (not clipped), alpha composited on white."""
     mode = image.mode
     if mode == "RGB":
         return image
     if mode in HIGH_BIT_MODES:
-        array = np.asarray(image, dtype=np.float64)
+        # float32, worked in place: a float64 copy and its temporaries cost 30 bytes a pixel.
+        array = np.array(image, dtype=np.float32)
         if mode == "F":
             top = 1.0 if array.size and float(np.nanmax(array)) <= 1.0 else 255.0
         elif mode == "I" and array.size and float(array.max()) <= 255:
             top = 255.0
         else:
             top = 65535.0
-        scaled = np.clip(np.nan_to_num(array) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled, "L").convert("RGB")
+        np.nan_to_num(array, copy=False)
+        array *= 255.0 / top
+        array += 0.5
+        np.clip(array, 0, 255, out=array)
+        return Image.fromarray(array.astype(np.uint8), "L").convert("RGB")
     if mode == "P":
         image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
         mode = image.mode

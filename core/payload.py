@@ -33,6 +33,9 @@ class ImagePayload:
     path: str
     sha256: str | None = None
     bytes: int | None = None
+    # The file's modification time at ingest (ns): a file with another size or time is re-hashed before
+    # it is served. Points from before it existed are re-hashed on their first serve.
+    mtime_ns: int | None = None
     width: int | None = None
     height: int | None = None
     format: str | None = None
@@ -62,6 +65,7 @@ class ImagePayload:
             path=str(payload.get(PATH_KEY, "")),
             sha256=_str_or_none(payload.get("sha256")),
             bytes=_int_or_none(payload.get("bytes")),
+            mtime_ns=_int_or_none(payload.get("mtime_ns")),
             width=_int_or_none(payload.get("width")),
             height=_int_or_none(payload.get("height")),
             format=_str_or_none(payload.get("format")),
@@ -84,9 +88,12 @@ def label_fields(label: str, confidence: float, top3: list[ScoredClass], version
     }
 
 
-def path_fields(stored: str) -> dict[str, Any]:
-    """The partial payload that moves a point to another stored path (a renamed file)."""
-    return {PATH_KEY: stored}
+def path_fields(stored: str, size: int | None = None, mtime_ns: int | None = None) -> dict[str, Any]:
+    """The partial payload that moves a point to another stored path (a renamed file), with its state."""
+    fields: dict[str, Any] = {PATH_KEY: stored}
+    if size is not None and mtime_ns is not None:
+        fields |= {"bytes": size, "mtime_ns": mtime_ns}
+    return fields
 
 
 def stored_path(path: Path, images_dir: Path) -> str:

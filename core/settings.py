@@ -107,6 +107,31 @@ class Settings(BaseSettings):
         True, description="with an empty library at start, download the landmark library in the background"
     )
 
+    # Hardening (issue 19): what a hostile client, a hung store or a damaged data folder may cost.
+    allowed_hosts: str = Field(
+        "",
+        description="extra host names the API answers to (comma-separated), besides localhost, "
+        "127.0.0.1 and ::1; a request naming another Host is refused (DNS rebinding); * = any",
+    )
+    store_breaker_failures: int = Field(
+        3, ge=1, le=1000, description="consecutive Qdrant server outages that open the circuit breaker"
+    )
+    store_breaker_cooldown_s: float = Field(
+        5.0, gt=0, le=600, description="seconds an open breaker fails store calls at once before a probe"
+    )
+    request_header_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="seconds a client has to send a request's headers"
+    )
+    request_body_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="seconds a client has to send a request's body"
+    )
+    decode_memory_mb: int = Field(
+        512,
+        ge=64,
+        le=65536,
+        description="memory all concurrent upload decodes may use together; more waits, then 503",
+    )
+
     @field_validator("qdrant_url", "qdrant_api_key", "web_concurrency", "pixabay_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -151,6 +176,12 @@ class Settings(BaseSettings):
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """The Host names the API answers to: loopback's, and ALLOWED_HOSTS (lower case, no port)."""
+        extra = {name.strip().lower().strip("[]") for name in self.allowed_hosts.split(",") if name.strip()}
+        return frozenset({"localhost", "127.0.0.1", "::1"} | extra)
 
     @cached_property
     def shard_dir(self) -> Path:

@@ -77,12 +77,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _ingest_in_service(service: object, paths: list[Path], args: argparse.Namespace) -> int:
-    from ingest.handoff import RunningService
+    import requests
+
+    from ingest.handoff import RunningService, ServiceGone
 
     assert isinstance(service, RunningService)
     print(f"A Wonders service is running at {service.url}: handing the ingest to it.")
-    service.start(paths, args.recreate, args.prune)
-    final = service.follow(show_progress=not args.quiet)
+    try:
+        service.start(paths, args.recreate, args.prune)
+        final = service.follow(show_progress=not args.quiet)
+    except (ServiceGone, RuntimeError, requests.RequestException) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if final.get("state") == "failed":
         print(f"error: {final.get('error')}", file=sys.stderr)
         return 1
@@ -131,8 +137,25 @@ def _ingest_here(settings: Settings, paths: list[Path], args: argparse.Namespace
     except StoreUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a full disk, a read-only data folder
+        print(
+            f"error: cannot write under DATA_DIR ({settings.data_dir}): {err.strerror or err}",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as err:  # the store engine raises bare Exceptions (a full disk inside its WAL)
+        print(f"error: the store failed: {_first_line(err)}", file=sys.stderr)
+        return 1
     finally:
-        store.close()
+        try:
+            store.close()
+        except Exception as err:  # flushing onto a full disk fails too; already said above
+            logging.getLogger(__name__).debug("closing the store failed: %s", err)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -21,7 +21,12 @@ def max_file_bytes(max_image_pixels: int) -> int:
 
 
 def read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most `max_bytes`, or UnreadableFile.
+    """The bytes of a regular file of at most `max_bytes`, or UnreadableFile (see `read_with_state`)."""
+    return read_with_state(path, max_bytes)[0]
+
+
+def read_with_state(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file of at most `max_bytes` and its state when opened, or UnreadableFile.
 
     Opened non-blocking and checked after opening, so a file swapped for a FIFO or a device after the
     scan is refused instead of hanging the run."""
@@ -46,7 +51,7 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         data = b"".join(chunks)
         if len(data) > max_bytes:
             raise UnreadableFile(f"file too large (more than {max_bytes:,} bytes)")
-        return data
+        return data, info
     except UnreadableFile:
         raise
     except OSError as err:

@@ -35,7 +35,7 @@ from core.zero_shot import ZeroShotClassifier, classifier_spec
 from ingest.attribution import attribution_for
 from ingest.decode_workers import DecodeOptions, WorkerPlan, decoded_in_order, plan_workers
 from ingest.device_feed import DeviceFeed, device_batch_size, feed_for_clip, free_device_bytes
-from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
+from ingest.files import UnreadableFile, max_file_bytes, read_with_state
 from ingest.parts import Part
 from ingest.scan import scan
 from ingest.undecodable import Undecodable
@@ -112,6 +112,7 @@ class _Candidate:
     sha256: str
     point_id: str
     size: int
+    mtime_ns: int
 
 
 @dataclass
@@ -166,7 +167,7 @@ def run_ingest(
         store.ensure_collection(PROMPTS, meta, recreate=True)
     classifier, fingerprint, _ = prepare_classifier(settings, encoder, store)
 
-    scanned = scan(list(paths) if paths else [settings.images_dir])
+    scanned = scan(list(paths) if paths else [settings.images_dir], library=settings.images_dir)
     report.skipped += [(str(p), reason) for p, reason in scanned.skipped]
     candidates = _hash_files(scanned.files, report, show_progress, max_file_bytes(settings.max_image_pixels))
     if part is not None:
@@ -212,7 +213,7 @@ def _hash_files(
     candidates = []
     for path in tqdm(files, desc="hashing", unit="file", disable=not show_progress, leave=False):
         try:
-            data = read_regular_file(path, max_bytes)
+            data, state = read_with_state(path, max_bytes)
         except UnreadableFile as err:
             report.skipped.append((str(path), err.reason))
             continue
@@ -220,7 +221,7 @@ def _hash_files(
             report.skipped.append((str(path), "empty file"))
             continue
         digest = sha256_hex(data)
-        candidates.append(_Candidate(path, digest, image_point_id(digest), len(data)))
+        candidates.append(_Candidate(path, digest, image_point_id(digest), len(data), state.st_mtime_ns))
     return candidates
 
 
@@ -248,7 +249,8 @@ def _new_candidates(
             old_path = ImagePayload.from_stored(existing.payload).path
             new_path = stored_path(candidate.path, settings.images_dir)
             if old_path != new_path and not library_file(old_path, settings.images_dir).exists():
-                store.set_payload(IMAGES, candidate.point_id, path_fields(new_path))
+                fields = path_fields(new_path, candidate.size, candidate.mtime_ns)
+                store.set_payload(IMAGES, candidate.point_id, fields)
                 report.renamed += 1
     return todo
 
@@ -397,6 +399,7 @@ def _write_batch(
             path=stored_path(candidate.path, settings.images_dir),
             sha256=candidate.sha256,
             bytes=candidate.size,
+            mtime_ns=candidate.mtime_ns,
             width=decoded.width,
             height=decoded.height,
             format=decoded.format,

@@ -37,10 +37,14 @@ class ScanResult:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def scan(paths: Iterable[Path]) -> ScanResult:
-    """Walk files and folders; hidden entries are ignored, other non-image names are not photos."""
+def scan(paths: Iterable[Path], library: Path | None = None) -> ScanResult:
+    """Walk files and folders; hidden entries are ignored, other non-image names are not photos.
+
+    With `library`, a link inside it that leads out of it is skipped, never followed: the service serves
+    only files inside the library, and a link is no way to smuggle another file in."""
     result = ScanResult()
     seen: set[Path] = set()
+    inside = library.resolve() if library is not None else None
     for root in paths:
         root = Path(root)
         if root.is_file():
@@ -54,6 +58,9 @@ def scan(paths: Iterable[Path]) -> ScanResult:
             if any(part.startswith(".") for part in path.relative_to(root).parts) and path != root:
                 continue
             resolved = path.resolve()
+            if inside is not None and _leaves(path, resolved, inside):
+                result.skipped.append((_readable(path), "a link out of the photo library; not followed"))
+                continue
             if resolved in seen:
                 continue
             seen.add(resolved)
@@ -68,6 +75,12 @@ def scan(paths: Iterable[Path]) -> ScanResult:
             elif path == root:
                 result.skipped.append((_readable(path), "not an image file name"))
     return result
+
+
+def _leaves(path: Path, resolved: Path, library: Path) -> bool:
+    """True when `path` lies in the library but, through a link, names a file outside it."""
+    named = path.absolute().parent.resolve() / path.name  # the folders' links followed, not the file's
+    return named.is_relative_to(library) and not resolved.is_relative_to(library)
 
 
 def _is_utf8(path: Path) -> bool:

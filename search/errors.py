@@ -79,3 +79,15 @@ class TowerOff(SearchError):
     """The multilingual text tower asked for by name is switched off or failed to load."""
 
     code = "text_encoder_unavailable"
+
+
+class StoreBroken(SearchError):
+    """The store's files are damaged (corrupt meta, a shard folder gone); the message names the cause."""
+
+    code = "store_damaged"
+
+
+class Busy(SearchError):
+    """Too much work of this kind is in flight (memory for decoding uploads); retry in a moment."""
+
+    code = "busy"

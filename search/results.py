@@ -66,13 +66,19 @@ class Result:
     title: str = ""
 
 
+# Page.reason of a page that is empty because the library is: no `images` collection yet (nothing
+# ingested, or it was deleted). The UI says how to fill the library instead of "no results".
+EMPTY_LIBRARY = "empty_library"
+
+
 @dataclass(frozen=True)
 class Page:
     """A page of results; `next_offset` is None on the last page.
 
     A text search names the tower that encoded the text (`text_encoder`: scores of different towers are
     not comparable), whether the text was cut to the tower's limit, and, when `auto` meant the
-    multilingual tower but CLIP answered, why (`text_encoder_fallback`: loading, off, failed)."""
+    multilingual tower but CLIP answered, why (`text_encoder_fallback`: loading, off, failed).
+    `reason` says why a page is empty when the query is not the cause (EMPTY_LIBRARY), else None."""
 
     results: list[Result]
     k: int
@@ -236,6 +242,11 @@ def text_embedding(text: str, encoded: Encoded) -> Embedding:
         truncated=encoded.truncated,
         text_encoder_fallback=encoded.fallback,
     )
+
+
+def empty_library_page(k: int, offset: int, took_ms: float) -> Page:
+    """The answer to any search while the library holds no collection yet."""
+    return Page(results=[], k=k, offset=offset, next_offset=None, took_ms=took_ms, reason=EMPTY_LIBRARY)
 
 
 def image_record(point_id: str, stored: dict[str, Any], lookup: ClassLookup) -> ImageRecord:

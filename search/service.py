@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import io
 import json
 import logging
 import re
@@ -24,28 +25,42 @@ import numpy as np
 from PIL import Image
 
 from core.classes import OTHER, LandmarkClass
+from core.decode_budget import DecodeBudget, DecodeBusy
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel, ModelUnavailable, TextTower, load_clip
-from core.payload import ImagePayload, library_file
+from core.payload import ImagePayload
 from core.settings import Settings
-from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
+from core.store import (
+    IMAGES,
+    CollectionMismatch,
+    CollectionMissing,
+    CollectionStats,
+    StoreDamaged,
+    StoreError,
+    StoreUnavailable,
+    VectorStore,
+    open_store,
+)
 from core.store.base import check_meta
 from core.thumbnails import thumb_path, write_thumb
 from core.zero_shot import ZeroShotClassifier, classifier_spec
 from search import results
 from search.cache import QueryCache
 from search.errors import (
+    Busy,
     EmptyQuery,
     FileMissing,
     ModelMismatch,
     NotReady,
     SearchError,
+    StoreBroken,
     StoreDown,
     UnknownClass,
     UnknownImage,
     UnsupportedUpload,
 )
+from search.files import ServedFile, VerifiedFiles, open_indexed
 from search.query import DEFAULT_K, MAX_K, Query, StoredTerm, TextTerm, UploadTerm
 from search.switch import ReadWriteLock
 from search.text_router import TextEncoder
@@ -75,8 +90,16 @@ def store_calls(method: Callable[P, R]) -> Callable[P, R]:
         except StoreUnavailable as err:
             log.warning("store unavailable: %s", err)
             raise StoreDown(STORE_DOWN_MESSAGE) from None
+        except StoreDamaged as err:
+            log.error("store damaged: %s", err)
+            raise StoreBroken(damaged_message(err)) from None
 
     return wrapper
+
+
+def damaged_message(err: StoreDamaged) -> str:
+    """What anyone may read about damaged store files: the cause, with no server path."""
+    return f"The vector store's files are damaged: {hide_paths(str(err))}"
 
 
 class Readiness:
@@ -112,6 +135,8 @@ class SearchService:
         self._library_seen = False  # the images collection was seen to exist (it is never dropped)
         self.cache = QueryCache(settings.query_cache_size)
         self.towers = TextTowers(settings, self.cache, multilingual)
+        self.verified_files = VerifiedFiles()
+        self.decode_budget = DecodeBudget(settings.decode_memory_mb << 20)
         self._classifier: ZeroShotClassifier | None = None
         self._classifier_lock = threading.Lock()
         self._loader: threading.Thread | None = None
@@ -172,6 +197,8 @@ class SearchService:
             self.classifier()
         except StoreUnavailable as err:
             log.warning("store not reachable yet: %s", err)
+        except StoreError as err:  # damaged files: readiness says so, and recovers once they are fixed
+            log.error("%s", err)
         except SearchError as err:
             log.error("%s", err.message)
 
@@ -197,6 +224,10 @@ class SearchService:
         except StoreUnavailable as err:
             log.warning("store unavailable: %s", err)
             return Readiness(False, "store_unavailable", STORE_DOWN_MESSAGE)
+        except StoreDamaged as err:
+            log.error("store damaged: %s", err)
+            self._mismatch_checked_at = float("-inf")  # searches check again too, until it is fixed
+            return Readiness(False, "store_damaged", damaged_message(err))
         if mismatch:
             return Readiness(False, "model_mismatch", mismatch)
         return Readiness(True, "ready", "ready")
@@ -235,7 +266,11 @@ class SearchService:
             return None
         now = time.monotonic()
         if force or now - self._mismatch_checked_at > self.MISMATCH_CHECK_S:
-            stored = self.store.collection_meta(IMAGES)
+            try:
+                stored = self.store.collection_meta(IMAGES)
+            except StoreDamaged:
+                self._mismatch_checked_at = float("-inf")  # checked again on every call until fixed
+                raise
             try:
                 if stored is not None:
                     check_meta(IMAGES, stored, self.encoder.identity.as_meta())
@@ -312,15 +347,18 @@ class SearchService:
         if not self.library_exists():
             return results.Page([], k, offset, None, _ms_since(started), reason=EMPTY_LIBRARY)
         # One extra result tells whether a next page exists, so next_offset is None on the last page.
-        hits = store.query(
-            IMAGES,
-            vector,
-            limit=k + 1,
-            offset=offset,
-            label=label,
-            min_score=query.filters.min_score,
-            exclude_id=exclude,
-        )
+        try:
+            hits = store.query(
+                IMAGES,
+                vector,
+                limit=k + 1,
+                offset=offset,
+                label=label,
+                min_score=query.filters.min_score,
+                exclude_id=exclude,
+            )
+        except CollectionMissing:  # deleted since it was seen
+            return results.empty_library_page(k, offset, _ms_since(started))
         answer = results.page(hits, k, offset, _ms_since(started), self.class_by_id, encoded)
         if not hits and offset == 0 and store.count(IMAGES) == 0:
             answer = results.Page([], k, offset, None, answer.took_ms, reason=EMPTY_LIBRARY)
@@ -410,41 +448,59 @@ class SearchService:
             reason=best.reason,
         )
 
+    def _stored_payload(self, point_id: str) -> tuple[str, dict[str, Any]]:
+        """The canonical id and stored payload of a photo, or UnknownImage (an empty library included).
+
+        Needs only the store: files and metadata are served even while the model check cannot be made."""
+        _, store = self.require_loaded()
+        point_id = _point_id(point_id)
+        try:
+            found = store.retrieve(IMAGES, [point_id])
+        except CollectionMissing:
+            raise UnknownImage("No image with this id.") from None
+        if not found:
+            raise UnknownImage("No image with this id.")
+        return point_id, found[0].payload
+
     @store_calls
     def image(self, point_id: str) -> results.ImageRecord:
         """Everything stored about one photo."""
-        found = self._retrieve([_point_id(point_id)])
-        if not found:
-            raise UnknownImage("No image with this id.")
-        return results.image_record(found[0].id, found[0].payload, self.class_by_id)
+        point_id, payload = self._stored_payload(point_id)
+        return results.image_record(point_id, payload, self.class_by_id)
 
     @store_calls
-    def image_file(self, point_id: str) -> Path:
-        """The library file of a stored photo."""
-        found = self._retrieve([_point_id(point_id)])
-        if not found:
-            raise UnknownImage("No image with this id.")
-        path = library_file(ImagePayload.from_stored(found[0].payload).path, self.settings.images_dir)
-        if not path.is_file():
-            raise FileMissing("The image is indexed but its file is no longer in the library.")
-        return path
+    def image_file(self, point_id: str) -> ServedFile:
+        """The library file of a stored photo, opened, while it is still the indexed bytes (search/files.py)."""
+        point_id, payload = self._stored_payload(point_id)
+        return open_indexed(
+            point_id, ImagePayload.from_stored(payload), self.settings.images_dir, self.verified_files
+        )
 
     @store_calls
-    def thumbnail(self, point_id: str) -> Path:
-        """The JPEG thumbnail of a stored photo, made from its file when it is missing."""
-        point_id = _point_id(point_id)
+    def thumbnail(self, point_id: str) -> ServedFile:
+        """The JPEG thumbnail of a stored photo, made from its file when it is missing.
+
+        A thumbnail that cannot be written (a read-only data folder) is still served, from memory."""
+        point_id, _ = self._stored_payload(point_id)
         settings = self.settings
         path = thumb_path(settings.thumbs_dir, point_id)
-        if path.is_file():
-            if not self._retrieve([point_id]):  # only for ids in the collection
-                raise UnknownImage("No image with this id.")
-            return path
-        source = self.image_file(point_id)
         try:
-            decoded = decode_image(source, settings.max_image_pixels, min_side=settings.thumb_size)
-        except (UnsupportedImage, OSError):
+            return ServedFile(path.open("rb"), "image/jpeg", etag=point_id, size=path.stat().st_size)
+        except OSError:
+            pass  # not made yet, or unreadable: made again below
+        source = self.image_file(point_id)
+        with source.handle:
+            data = source.handle.read()
+        try:
+            decoded = decode_image(data, settings.max_image_pixels, min_side=settings.thumb_size)
+        except UnsupportedImage:
             raise FileMissing("The image's file can no longer be decoded.") from None
-        return write_thumb(settings.thumbs_dir, point_id, thumbnail_jpeg(decoded.image, settings.thumb_size))
+        jpeg = thumbnail_jpeg(decoded.image, settings.thumb_size)
+        try:
+            write_thumb(settings.thumbs_dir, point_id, jpeg)
+        except OSError as err:
+            log.warning("cannot write the thumbnail of %s: %s", point_id, err)
+        return ServedFile(io.BytesIO(jpeg), "image/jpeg", etag=point_id, size=len(jpeg))
 
     @store_calls
     def classes(self) -> list[results.ClassInfo]:
@@ -459,11 +515,16 @@ class SearchService:
         """Point count, model, embedding size, counts per class, the last cross-check and the limits."""
         encoder, store = self.require_ready()
         known = [*self.classifier().classes, OTHER]
-        exists = self.library_exists()
+        try:
+            exists = self.library_exists()
+            collection = store.stats(IMAGES) if exists else CollectionStats(points=0, indexed_vectors=0)
+            points = store.count(IMAGES) if exists else 0
+        except CollectionMissing:  # deleted since it was seen
+            collection, points = CollectionStats(points=0, indexed_vectors=0), 0
         settings = self.settings
         return results.Stats(
-            points=store.count(IMAGES) if exists else 0,
-            indexed_vectors=store.stats(IMAGES).indexed_vectors if exists else 0,
+            points=points,
+            indexed_vectors=collection.indexed_vectors,
             model=encoder.model_name,
             dim=encoder.dim,
             device=encoder.device,
@@ -484,7 +545,11 @@ class SearchService:
     def _decode_upload(self, data: bytes, min_side: int) -> Image.Image:
         """An uploaded photo decoded to RGB, shrunk while decoding to what the model needs."""
         try:
-            return decode_image(data, self.settings.max_image_pixels, min_side=min_side).image
+            return decode_image(
+                data, self.settings.max_image_pixels, min_side=min_side, budget=self.decode_budget
+            ).image
+        except DecodeBusy:
+            raise Busy("The server is decoding other large photos right now; retry in a moment.") from None
         except UnsupportedImage as err:
             raise UnsupportedUpload(
                 f"The upload is not a decodable image: {err.reason}.", details={"reason": err.reason}
@@ -501,6 +566,14 @@ def normalised_text(text: str) -> str:
     if not key:
         raise EmptyQuery("Type something to search for.")
     return key
+
+
+def _label_counts(store: VectorStore, labels: list[str]) -> dict[str, int]:
+    """Photos per class; all zero while the library holds no collection."""
+    try:
+        return store.label_counts(IMAGES, labels)
+    except CollectionMissing:
+        return dict.fromkeys(labels, 0)
 
 
 def _point_id(text: str) -> str:

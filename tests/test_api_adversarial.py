@@ -212,6 +212,9 @@ def test_double_slashes_are_a_json_404_not_a_redirect_built_from_host(
 ) -> None:
     response = _raw(live_server, f"GET {path} HTTP/1.1\r\nHost: evil.example\r\n\r\n".encode())
     assert "location" not in response.headers, response.headers
+    _assert_raw_error(response, 421, "unknown_host")  # a foreign Host is refused first (DNS rebinding)
+    response = _raw(live_server, f"GET {path} HTTP/1.1\r\nHost: localhost:1\r\n\r\n".encode())
+    assert "location" not in response.headers, response.headers
     _assert_raw_error(response, 404, "not_found")
 
 

@@ -215,7 +215,15 @@ def nginx_answers() -> dict[str, tuple[int, str, str]]:
 
 def test_every_answer_nginx_writes_itself_is_the_shape() -> None:
     answers = nginx_answers()
-    assert set(answers) == {"@not_found", "@payload_too_large", "@api_unavailable", "@api_timeout"}
+    assert set(answers) == {
+        "@not_found",
+        "@payload_too_large",
+        "@api_unavailable",
+        "@api_timeout",
+        "@bad_request",
+        "@method_not_allowed",
+        "@not_implemented",
+    }
     text = template_text()
     for name, (status, directives, body) in answers.items():
         assert re.search(r"types \{ \}.*default_type application/json;", directives, re.S), name

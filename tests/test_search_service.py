@@ -150,8 +150,10 @@ def test_image_metadata_and_files(wonders: SearchService, api_library: ApiLibrar
     record = wonders.image(point_id.upper())  # any spelling of the UUID
     assert record.id == point_id and record.path == relative
     assert record.width == 320 and record.height == 240 and len(record.top3) == 3
-    assert wonders.image_file(point_id) == api_library.settings.images_dir / relative
-    assert wonders.thumbnail(point_id).is_file()
+    with wonders.image_file(point_id).handle as served:
+        assert served.read() == (api_library.settings.images_dir / relative).read_bytes()
+    with wonders.thumbnail(point_id).handle as thumb:
+        assert thumb.read(3) == b"\xff\xd8\xff"  # a JPEG
 
 
 def test_a_deleted_file_is_file_missing(api_library: ApiLibrary, encoder: ClipModel) -> None:

@@ -231,7 +231,9 @@ def test_gunicorn_defaults_come_from_settings(tmp_path: Path) -> None:
     assert conf["bind"] == "['127.0.0.1:8000']"
     assert conf["workers"] == "1"  # the embedded store belongs to one process, whatever WEB_CONCURRENCY says
     assert conf["threads"] == "4" and conf["timeout"] == "120" and conf["accesslog"] == "-"
-    assert conf["worker_class"] == "gthread" and conf["preload_app"] == "False"
+    assert (
+        conf["worker_class"] == "api.buffered_worker.BufferedThreadWorker" and conf["preload_app"] == "False"
+    )
     assert conf["raw_env"] == f"['TORCH_THREADS={CORES}']"
 
 
@@ -323,6 +325,7 @@ def test_every_store_kind_has_one_backend() -> None:
 
 def test_open_store_opens_the_backend_of_the_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.store import server as server_module
+    from core.store.breaker import CircuitBreakerStore
     from core.store.embedded import EmbeddedStore
     from core.store.server import ServerStore
 
@@ -339,7 +342,8 @@ def test_open_store_opens_the_backend_of_the_kind(tmp_path: Path, monkeypatch: p
     )
     assert store_backend(server) is BACKENDS["server"]
     remote = open_store(server)
-    assert isinstance(remote, ServerStore) and remote.url == "http://qdrant:6333" and remote.hnsw_ef == 64
+    assert isinstance(remote, CircuitBreakerStore) and isinstance(remote.inner, ServerStore)
+    assert remote.url == "http://qdrant:6333" and remote.hnsw_ef == 64
     assert clients == [{"url": "http://qdrant:6333", "api_key": "k", "timeout": 7}]
 
 

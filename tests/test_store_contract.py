@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from core.store.base import CollectionMismatch, PointRecord, StoreUnavailable, VectorStore
+from core.store.base import CollectionMismatch, CollectionMissing, PointRecord, StoreUnavailable, VectorStore
 from core.store.embedded import EmbeddedStore
 from core.store.server import ServerStore
 from core.store.tuning import StoreTuning
@@ -315,7 +315,7 @@ def test_embedded_reopen_after_close_keeps_data(tmp_path: Path) -> None:
 
 def test_embedded_missing_collection_explains(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "qdrant")
-    with pytest.raises(StoreUnavailable, match="make ingest"):
+    with pytest.raises(CollectionMissing, match="make ingest"):  # an empty library, not an outage
         store.query(NAME, VECTORS[0], limit=3)
     store.ping()  # nothing to open is not an error
 

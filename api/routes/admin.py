@@ -118,11 +118,22 @@ def ingest_status() -> Response:
 def ingest_start(args: dict[str, Any]) -> tuple[Response, int]:
     """Start an ingest inside the service (which owns the embedded shard)."""
     _authorize()
-    service().require_loaded()
+    wonders = service()
+    wonders.require_loaded()
+    library = wonders.settings.images_dir.resolve()
+    paths = [Path(p) for p in args["paths"]]
+    for path in paths:
+        # Only the library is served (search/files.py), so only the library may be ingested this way.
+        if not path.is_absolute() or not path.resolve().is_relative_to(library):
+            raise ApiError(
+                400,
+                "outside_library",
+                "Only paths inside the photo library (IMAGES_DIR) can be ingested by the service.",
+            )
     if ops_job().running() == "reindex":
         raise ApiError(409, "conflict", "A re-index is running; ingest again when it has switched.")
     job = ingest_job()
-    started = job.start([Path(p) for p in args["paths"]], args["recreate"], args["prune"])
+    started = job.start(paths, args["recreate"], args["prune"])
     return jsonify(job.status()), 202 if started else 409
 
 

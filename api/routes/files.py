@@ -2,40 +2,38 @@
 
 from __future__ import annotations
 
-import mimetypes
-
-from flask import Response, send_file
+from flask import Response, request, send_file
 
 from api.context import service
-from api.errors import ApiError
 from api.openapi import Blueprint
+from search.files import ServedFile
 
 blp = Blueprint("files", __name__, url_prefix="/images", description="Image files by id")
 
-# Ids are content hashes: the bytes behind an id never change, so caches may keep them.
+# Ids are content hashes: the bytes behind an id never change, so caches may keep them (a changed file
+# is never served under the old id: search/files.py).
 IMMUTABLE = "public, max-age=604800, immutable"
+
+
+def _send(served: ServedFile) -> Response:
+    """The open file as a cacheable response (ranges and If-None-Match answered); no file name is sent."""
+    response = send_file(served.handle, mimetype=served.mimetype, etag=served.etag, max_age=604800)
+    response.content_length = served.size
+    response.make_conditional(request, accept_ranges=True, complete_length=served.size)  # in place
+    response.headers["Cache-Control"] = IMMUTABLE
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @blp.route("/<point_id>", methods=["GET"])
 @blp.doc(responses={200: {"description": "the photo", "content": {"image/*": {}}}})
 def image_file(point_id: str) -> Response:
-    """The photo itself."""
-    path = service().image_file(point_id)
-    mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    try:
-        response = send_file(path, mimetype=mimetype, conditional=True, etag=True, max_age=604800)
-    except OSError:  # removed or made unreadable since it was found
-        raise ApiError(404, "file_missing", "The image's file can no longer be read.") from None
-    response.headers["Cache-Control"] = IMMUTABLE
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    """The photo itself, while its file is still the indexed one."""
+    return _send(service().image_file(point_id))
 
 
 @blp.route("/<point_id>/thumb", methods=["GET"])
 @blp.doc(responses={200: {"description": "a JPEG thumbnail", "content": {"image/jpeg": {}}}})
 def thumbnail(point_id: str) -> Response:
     """The photo's JPEG thumbnail (made from the photo if it is missing)."""
-    path = service().thumbnail(point_id)
-    response = send_file(path, mimetype="image/jpeg", conditional=True, etag=True, max_age=604800)
-    response.headers["Cache-Control"] = IMMUTABLE
-    return response
+    return _send(service().thumbnail(point_id))

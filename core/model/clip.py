@@ -67,12 +67,29 @@ class ClipModel:
             torch.set_num_threads(threads)
         self._model = SentenceTransformer(self.model_name, device=self.device)
         self._model.eval()
+        self._limit_text_length()
         self._speed_up_exactly()
         self._apply_precision()
         if self.device == "cpu":
             self._use_cpu_attention()
             self._pack_linears()
         return self._model
+
+    def _limit_text_length(self) -> None:
+        """Truncate texts to the text model's own position limit (77 for CLIP).
+
+        sentence-transformers truncates to the tokenizer's `model_max_length`; a CLIP saved without one
+        reads it as 10^30, and a long query then overflows the position embeddings (a ValueError)."""
+        text_config = getattr(getattr(self._clip(), "config", None), "text_config", None)
+        limit = getattr(text_config, "max_position_embeddings", None)
+        if not isinstance(limit, int) or limit <= 0:
+            return
+        current = getattr(self._model, "max_seq_length", None)
+        if current is None or current > limit:
+            self._model.max_seq_length = limit
+        tokenizer = getattr(self._model[0], "tokenizer", None)
+        if tokenizer is not None and getattr(tokenizer, "model_max_length", limit) > limit:
+            tokenizer.model_max_length = limit
 
     def _speed_up_exactly(self) -> None:
         """Rewrites that keep the model's function (rewrites.class_token_layer, rewrites.fused_activation):

@@ -17,9 +17,11 @@ from core.store.base import (
     IMAGES,
     PROMPTS,
     CollectionMismatch,
+    CollectionMissing,
     CollectionStats,
     Hit,
     PointRecord,
+    StoreDamaged,
     StoreError,
     StoreUnavailable,
     VectorStore,
@@ -30,10 +32,12 @@ __all__ = [
     "IMAGES",
     "PROMPTS",
     "CollectionMismatch",
+    "CollectionMissing",
     "CollectionStats",
     "Hit",
     "PointRecord",
     "StoreBackend",
+    "StoreDamaged",
     "StoreError",
     "StoreKind",
     "StoreUnavailable",
@@ -53,13 +57,16 @@ class StoreBackend:
     # The store belongs to the process that opened it: the service runs one gunicorn worker, writes the
     # admin token, and `make ingest` hands its work to the running service instead of opening the store.
     single_process: bool
+    # Calls cross a network and can hang until their timeout: they go through a circuit breaker
+    # (core/store/breaker.py). An in-process shard answers or fails at once, and needs none.
+    remote: bool = False
 
 
 BACKENDS: dict[StoreKind, StoreBackend] = {
     backend.kind: backend
     for backend in (
         StoreBackend("embedded", "core.store.embedded", single_process=True),
-        StoreBackend("server", "core.store.server", single_process=False),
+        StoreBackend("server", "core.store.server", single_process=False, remote=True),
     )
 }
 
@@ -70,12 +77,21 @@ def store_backend(settings: Settings) -> StoreBackend:
 
 
 def open_store(settings: Settings) -> VectorStore:
-    """The store the settings describe: the server when `QDRANT_URL` is set, else the embedded shards."""
-    adapter = importlib.import_module(store_backend(settings).module)
+    """The store the settings describe: the server when `QDRANT_URL` is set, else the embedded shards.
+
+    A remote store comes behind a circuit breaker, so a hung server is failed fast."""
+    backend = store_backend(settings)
+    adapter = importlib.import_module(backend.module)
     store = adapter.from_settings(settings)
     if not isinstance(store, VectorStore):
         raise TypeError(
             f"{adapter.__name__}.from_settings returned {type(store).__name__}, not a VectorStore"
+        )
+    if backend.remote:
+        from core.store.breaker import CircuitBreakerStore
+
+        return CircuitBreakerStore(
+            store, failures=settings.store_breaker_failures, cooldown_s=settings.store_breaker_cooldown_s
         )
     return store
 

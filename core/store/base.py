@@ -22,6 +22,14 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached or opened (server down, shard locked by another process)."""
 
 
+class CollectionMissing(StoreError):
+    """The collection does not exist (yet): nothing was ingested, or it was deleted."""
+
+
+class StoreDamaged(StoreError):
+    """The store's files are there but cannot be used (corrupt meta, shard folder gone, unreadable shard)."""
+
+
 class CollectionMismatch(StoreError):
     """The collection was built by another model or embedding size; the message says how to rebuild."""
 

@@ -11,6 +11,7 @@ running service.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,9 +50,11 @@ from core.settings import Settings
 from core.store.base import (
     IMAGES,
     LABEL_FIELD,
+    CollectionMissing,
     CollectionStats,
     Hit,
     PointRecord,
+    StoreDamaged,
     StoreUnavailable,
     VectorStore,
     check_meta,
@@ -102,26 +105,31 @@ class EmbeddedStore(VectorStore):
                 return shard
             path = self._shard_dir(name)
             if not (path / "edge_config.json").exists():
+                if self._meta_file(name).exists():
+                    raise StoreDamaged(
+                        f"the embedded store's collection '{name}' has its meta file but no shard at {path}"
+                        " (deleted?): restore data/qdrant, or rebuild with `make ingest ARGS=--recreate`"
+                    )
                 return None
             try:
                 shard = EdgeShard.load(str(path))
             except Exception as err:  # the engine raises a bare Exception
-                raise StoreUnavailable(_explain_open_error(path, err)) from err
+                raise _open_error(path, err) from err
             self._shards[name] = shard
             return shard
 
     def _require(self, name: str) -> EdgeShard:
         shard = self._shard(name)
         if shard is None:
-            raise StoreUnavailable(f"collection '{name}' does not exist yet; run `make ingest` first")
+            raise CollectionMissing(f"collection '{name}' does not exist yet; run `make ingest` first")
         return shard
 
     # -- collections -------------------------------------------------------------------------------
     def ensure_collection(self, name: str, meta: dict[str, Any], recreate: bool = False) -> None:
         """Create the shard if missing (or rebuild it with `recreate`), and check its meta."""
         with self._lock:
-            if recreate:
-                self._drop(name)
+            if recreate or not (self._shard_dir(name) / "edge_config.json").exists():
+                self._drop(name)  # a meta file without its shard (deleted folder) starts afresh too
             stored = self.collection_meta(name)
             if stored is not None and self._shard(name) is not None:
                 check_meta(name, stored, meta)
@@ -152,11 +160,16 @@ class EmbeddedStore(VectorStore):
 
     def collection_meta(self, name: str) -> dict[str, Any] | None:
         """The meta JSON beside the shard, or None."""
+        path = self._meta_file(name)
         try:
-            result: dict[str, Any] = json.loads(self._meta_file(name).read_text(encoding="utf-8"))
-            return result
+            result = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+        except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
+            raise StoreDamaged(f"the meta file {path} cannot be read: {err}") from err
+        if not isinstance(result, dict):
+            raise StoreDamaged(f"the meta file {path} is not a JSON object")
+        return result
 
     # -- points ------------------------------------------------------------------------------------
     def upsert(self, name: str, points: Sequence[PointRecord]) -> None:
@@ -258,9 +271,21 @@ class EmbeddedStore(VectorStore):
                 shard.flush()
 
     def ping(self) -> None:
-        """Open every existing shard, so a lock held by another process shows now."""
+        """Open every existing shard, so a lock held by another process (or a damaged one) shows now.
+
+        A shard already open is checked to still have its folder: deleting data/qdrant under a running
+        service is damage, not an empty library."""
         for path in sorted(self.root.glob("*.meta.json")):
-            self._shard(path.name.removesuffix(".meta.json"))
+            name = path.name.removesuffix(".meta.json")
+            self.collection_meta(name)
+            self._shard(name)
+        with self._lock:
+            for name in self._shards:
+                if not (self._shard_dir(name) / "edge_config.json").exists():
+                    raise StoreDamaged(
+                        f"the shard folder of collection '{name}' ({self._shard_dir(name)}) is gone while "
+                        "the service runs: restore it, or restart and rebuild with `make ingest ARGS=--recreate`"
+                    )
 
     # -- aliases -----------------------------------------------------------------------------------
     def collection_target(self, name: str) -> str:
@@ -286,7 +311,8 @@ class EmbeddedStore(VectorStore):
         with self._lock:
             shard = self._shards.pop(name, None)
             if shard is not None:
-                shard.close()
+                with contextlib.suppress(Exception):  # a damaged shard may fail to close: it goes anyway
+                    shard.close()
             shutil.rmtree(self.root / name, ignore_errors=True)
             (self.root / f"{name}.meta.json").unlink(missing_ok=True)
 
@@ -349,14 +375,15 @@ def _record(record: Any, with_vectors: bool) -> PointRecord:
     return PointRecord(id=str(record.id), payload=dict(record.payload or {}), vector=vector)
 
 
-def _explain_open_error(path: Path, err: Exception) -> str:
+def _open_error(path: Path, err: Exception) -> StoreUnavailable | StoreDamaged:
+    """A lock held by another process is an outage (retry later); anything else is damaged files."""
     text = str(err)
     if "WouldBlock" in text or "lock" in text.lower():
-        return (
+        return StoreUnavailable(
             f"the embedded store at {path} is open in another process (the running service?). "
             "Stop it, or let `make ingest` hand the work to it."
         )
-    return f"cannot open the embedded store at {path}: {text}"
+    return StoreDamaged(f"cannot open the embedded store at {path}: {text}")
 
 
 ALIASES_FILE = "aliases.json"

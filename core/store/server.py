@@ -18,6 +18,7 @@ from core.settings import Settings
 from core.store.base import (
     IMAGES,
     LABEL_FIELD,
+    CollectionMissing,
     CollectionStats,
     Hit,
     PointRecord,
@@ -54,10 +55,16 @@ def _unavailable_on_network_errors(method: Callable[..., T]) -> Callable[..., T]
         except (ResponseHandlingException, httpx.TransportError, ConnectionError, TimeoutError) as err:
             raise StoreUnavailable(f"the Qdrant server at {self.url} cannot be reached: {err}") from err
         except UnexpectedResponse as err:
+            if err.status_code == 404:  # the collection does not exist (never ingested, or deleted)
+                raise CollectionMissing(f"the Qdrant server at {self.url} has no such collection") from err
             if err.status_code in (401, 403):
                 raise StoreUnavailable(f"the Qdrant server at {self.url} refused the API key") from err
             if err.status_code is not None and err.status_code >= 500:
                 raise StoreUnavailable(f"the Qdrant server at {self.url} failed: {err}") from err
+            raise
+        except ValueError as err:  # qdrant-client's local mode (the tests) says so this way
+            if str(err).startswith("Collection ") and str(err).endswith(" not found"):
+                raise CollectionMissing(str(err)) from err
             raise
 
     return wrapper
@@ -122,7 +129,12 @@ class ServerStore(VectorStore):
         """The metadata recorded with the collection."""
         if not self.client.collection_exists(name):
             return None
-        info = self.client.get_collection(name)
+        try:
+            info = self.client.get_collection(name)
+        except UnexpectedResponse as err:
+            if err.status_code == 404:  # deleted between the two calls
+                return None
+            raise
         return dict(info.config.metadata or {})
 
     @_unavailable_on_network_errors
