@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from api.error_body import CONTENT_TYPE, error_body
 from core.settings import load_settings
@@ -93,6 +93,7 @@ class BufferedThreadWorker(ThreadWorker):
         self.body_timeout = settings.request_body_timeout_s
         self.max_body = settings.max_upload_bytes + MULTIPART_OVERHEAD
         self.reading: dict[TConn, _Reading] = {}
+        self.stopping_since: float | None = None
         self.health_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="health")
         super().init_process()
 
@@ -274,16 +275,30 @@ class BufferedThreadWorker(ThreadWorker):
 
     # -- timeouts, checked by gthread's loop about once a second ---------------------------------------
     def murder_pending(self) -> None:
-        """gthread's own check, then requests that ran out of time (all of them when stopping)."""
+        """gthread's own check, then requests that ran out of time.
+
+        A stopping worker (recycled by --max-requests, or told to stop) still finishes every request
+        it has begun reading: the client may be sending it on a kept-alive connection, and dropping it
+        would reset that client. Only connections with nothing read yet are closed, after the same
+        short linger gthread gives its kept-alive connections; gthread's graceful timeout bounds the
+        rest. Those requests are answered with `Connection: close` (the worker is no longer alive).
+        """
         super().murder_pending()
         now = time.monotonic()
+        if not self.alive and self.stopping_since is None:
+            self.stopping_since = now
         for state in list(self.reading.values()):
-            if not self.alive:
-                self._drop(state)
-            elif (state.head_end is None and now - state.started > self.header_timeout) or (
+            if (state.head_end is None and now - state.started > self.header_timeout) or (
                 state.head_end is not None and now - state.body_started > self.body_timeout
             ):
                 self._refuse(state, 408)
+            elif (
+                self.stopping_since is not None
+                and not state.buf
+                and not state.discard
+                and now - max(state.started, self.stopping_since) > STOP_KEEPALIVE_LINGER
+            ):
+                self._drop(state)
 
     def run(self) -> None:
         """gthread's loop; the liveness thread stops with it."""

@@ -714,6 +714,39 @@ def test_pipelined_requests_are_each_answered(strict_server: LiveServer) -> None
 
 
 @pytest.mark.slow
+def test_a_recycled_worker_answers_the_request_it_has_begun_reading(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """A worker replaced after its last request (--max-requests) still answers a request it is reading."""
+    env = {
+        "CLIP_MODEL": str(tiny_model_dir),
+        "CLIP_DEVICE": "cpu",
+        "CLIP_PRECISION": "fp32",
+        "DATA_DIR": str(tmp_path / "data"),
+        "IMAGES_DIR": str(tmp_path / "images"),
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "2",
+        "GUNICORN_CMD_ARGS": "--max-requests 2",
+        "TORCH_THREADS": "1",
+    }
+    server = start_gunicorn(env, tmp_path / "gunicorn.log", wait_ready=False)
+    try:
+        # start_gunicorn's own /api/health was the worker's first request: `last` below is its second.
+        with _connect(server) as begun, _connect(server) as last:
+            begun.sendall(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n")
+            time.sleep(0.3)
+            last.sendall(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert _response(last).startswith(b"HTTP/1.1 200")  # its last: the worker is stopping now
+            time.sleep(1.5)  # past gthread's once-a-second check of pending connections
+            begun.sendall(b"\r\n")
+            answer = _response(begun)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert b"connection: close" in answer.lower()
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
 def test_the_admin_token_is_removed_when_the_service_stops(strict_server: LiveServer) -> None:
     token = Path(str(strict_server.extra["data"])) / handoff.TOKEN_FILE
     assert token.is_file()
