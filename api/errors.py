@@ -52,6 +52,8 @@ HTTP_STATUS: dict[type[search_errors.SearchError], int] = {
     search_errors.UnknownImage: 404,
     search_errors.FileMissing: 404,
     search_errors.UnsupportedUpload: 415,
+    search_errors.BadQuery: 400,
+    search_errors.TooManyExamples: 400,
 }
 
 

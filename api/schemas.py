@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from search.query import DEFAULT_K, MAX_K, MAX_OFFSET, Filters, PageRequest
+from search.query import DEFAULT_K, MAX_EXAMPLES, MAX_K, MAX_OFFSET, MAX_WEIGHT, Filters, PageRequest
 
 
 class WholeNumber(ma.fields.Integer):
@@ -49,6 +49,9 @@ class PageArgs(StrictSchema):
         validate=validate.Range(-1.0, 1.0),
         metadata={"description": "drop results below this cosine similarity"},
     )
+    diverse = ma.fields.Boolean(
+        load_default=False, metadata={"description": "hide near-identical results (MMR)"}
+    )
 
 
 class TextSearchArgs(PageArgs):
@@ -63,6 +66,7 @@ class SimilarArgs(StrictSchema):
     k = PageArgs._declared_fields["k"]
     offset = PageArgs._declared_fields["offset"]
     class_ = PageArgs._declared_fields["class_"]
+    diverse = PageArgs._declared_fields["diverse"]
 
 
 def filters(args: dict[str, Any]) -> Filters:
@@ -222,3 +226,55 @@ class ErrorResponse(ma.Schema):
     """Every error of the API."""
 
     error = ma.fields.Nested(ErrorBody, required=True)
+
+
+# -- search with examples (POST /api/query) ------------------------------------------------------
+
+KINDS = ("text", "id", "upload")
+
+
+class ExampleArgs(StrictSchema):
+    """One example: exactly one of a text, a stored photo's id, or the name of an uploaded file field."""
+
+    text = ma.fields.String(validate=validate.Length(min=1, max=20_000), metadata={"description": "words"})
+    id = ma.fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "a stored photo"})
+    upload = ma.fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the multipart file field holding an uploaded photo"},
+    )
+    weight = ma.fields.Float(
+        load_default=1.0,
+        allow_nan=False,
+        validate=validate.Range(0.0, MAX_WEIGHT, min_inclusive=False),
+        metadata={"description": "how much the example counts (default 1)"},
+    )
+
+    @ma.validates_schema
+    def _one_kind(self, data: dict[str, Any], **_: Any) -> None:
+        given = [kind for kind in KINDS if kind in data]
+        if len(given) != 1:
+            raise ma.ValidationError("Give exactly one of 'text', 'id' or 'upload'.")
+
+
+class QueryArgs(PageArgs):
+    """Search with examples: move toward the positive ones and away from the negative ones."""
+
+    positive = ma.fields.List(
+        ma.fields.Nested(ExampleArgs),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_EXAMPLES),
+        metadata={"description": "what to find: texts, stored photos, uploaded photos"},
+    )
+    negative = ma.fields.List(
+        ma.fields.Nested(ExampleArgs),
+        load_default=list,
+        validate=validate.Length(max=MAX_EXAMPLES),
+        metadata={"description": "what to move away from"},
+    )
+
+
+class QueryForm(ma.Schema):
+    """The multipart form of a query with uploaded photos: the JSON query plus one file per upload."""
+
+    query = ma.fields.String(required=True, metadata={"description": "the JSON body of a QueryArgs"})
+    image = ma.fields.Raw(metadata={"type": "string", "format": "binary", "description": "a photo"})

@@ -67,3 +67,15 @@ class UnsupportedUpload(SearchError):
     """An uploaded query photo that cannot be decoded (not an image, a bomb, an unsupported format)."""
 
     code = "unsupported_image"
+
+
+class BadQuery(SearchError):
+    """A refined query that asks for nothing: no positive example, or examples that cancel out."""
+
+    code = "bad_query"
+
+
+class TooManyExamples(SearchError):
+    """More examples than a query may combine."""
+
+    code = "too_many_examples"

@@ -27,24 +27,35 @@ from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel, load_clip
 from core.payload import ImagePayload, library_file
 from core.settings import Settings
-from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
+from core.store import IMAGES, CollectionMismatch, Hit, StoreUnavailable, VectorStore, open_store
 from core.store.base import check_meta
 from core.thumbnails import thumb_path, write_thumb
 from core.zero_shot import ZeroShotClassifier
-from search import results
+from search import diversity, refine, results
 from search.cache import QueryCache
 from search.errors import (
+    BadQuery,
     EmptyQuery,
     FileMissing,
     ModelMismatch,
     NotReady,
     SearchError,
     StoreDown,
+    TooManyExamples,
     UnknownClass,
     UnknownImage,
     UnsupportedUpload,
 )
-from search.query import DEFAULT_K, MAX_K, Query, StoredTerm, TextTerm, UploadTerm
+from search.query import (
+    DEFAULT_K,
+    MAX_EXAMPLES,
+    MAX_K,
+    MAX_WEIGHT,
+    Query,
+    StoredTerm,
+    TextTerm,
+    UploadTerm,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,36 +242,74 @@ class SearchService:
     # -- the verbs ---------------------------------------------------------------------------------
     @store_calls
     def search(self, query: Query) -> results.Page:
-        """One page of the photos nearest to what the query is about."""
+        """One page of the photos nearest to what the query is about (its examples combined by
+        `search/refine.py`; with `diverse`, reordered by MMR, `search/diversity.py`)."""
         started = time.perf_counter()
-        if isinstance(query.about, TextTerm):
-            normalised_text(query.about.text)  # an empty text is refused before anything else
+        check_examples(query)
         _, store = self.require_ready()
         label = self.check_class(query.filters.label)
         vector, exclude = self._query_vector(query)
         k, offset = query.page.k, query.page.offset
-        # One extra result tells whether a next page exists, so next_offset is None on the last page.
-        hits = store.query(
+        if query.diverse:
+            hits = self._diverse_hits(store, vector, k + 1 + offset, label, query, exclude)[offset:]
+        else:
+            # One extra result tells whether a next page exists, so next_offset is None on the last page.
+            hits = store.query(
+                IMAGES,
+                vector,
+                limit=k + 1,
+                offset=offset,
+                label=label,
+                min_score=query.filters.min_score,
+                exclude_id=exclude,
+            )
+        return results.page(hits, k, offset, _ms_since(started), self.class_by_id)
+
+    def _diverse_hits(
+        self,
+        store: VectorStore,
+        vector: np.ndarray,
+        wanted: int,
+        label: str | None,
+        query: Query,
+        exclude: list[str],
+    ) -> list[Hit]:
+        """The first `wanted` results in MMR order, chosen from an oversampled set of nearest ones."""
+        pool = store.query(
             IMAGES,
             vector,
-            limit=k + 1,
-            offset=offset,
+            limit=diversity.pool_size(wanted),
             label=label,
             min_score=query.filters.min_score,
             exclude_id=exclude,
         )
-        return results.page(hits, k, offset, _ms_since(started), self.class_by_id)
+        if not pool:
+            return []
+        stored = {p.id: p.vector for p in store.retrieve(IMAGES, [h.id for h in pool], with_vectors=True)}
+        pool = [h for h in pool if stored.get(h.id) is not None]
+        vectors = np.stack([np.asarray(stored[h.id], dtype=np.float32) for h in pool])
+        order = diversity.mmr_order(np.array([h.score for h in pool]), vectors, wanted)
+        return [pool[i] for i in order]
 
-    def _query_vector(self, query: Query) -> tuple[np.ndarray, str | None]:
-        """The query vector, and the id to leave out of the answer (the stored photo itself)."""
-        about = query.about
-        if isinstance(about, TextTerm):
-            return self.text_vector(about.text), None
-        if isinstance(about, UploadTerm):
-            return self.upload_vector(about.data), None
-        if isinstance(about, StoredTerm):
-            return self.stored_vector(about.point_id), about.point_id
-        raise TypeError(f"unknown query term {type(about).__name__}")
+    def _query_vector(self, query: Query) -> tuple[np.ndarray, list[str]]:
+        """The query vector, and the ids to leave out of the answer (the stored photos it is made of)."""
+        examples = query.all_examples
+        stored_ids = [_point_id(e.term.point_id) for e in examples if isinstance(e.term, StoredTerm)]
+        stored = self.stored_vectors(stored_ids) if stored_ids else {}
+        vectors = []
+        for example in examples:
+            term = example.term
+            if isinstance(term, TextTerm):
+                vectors.append(self.text_vector(term.text))
+            elif isinstance(term, UploadTerm):
+                vectors.append(self.upload_vector(term.data))
+            elif isinstance(term, StoredTerm):
+                vectors.append(stored[_point_id(term.point_id)])
+            else:
+                raise TypeError(f"unknown query term {type(term).__name__}")
+        if len(vectors) == 1 and examples[0].weight > 0:
+            return vectors[0], stored_ids
+        return refine.combine(vectors, [e.signed_weight for e in examples]), stored_ids
 
     def text_vector(self, text: str) -> np.ndarray:
         """The text's embedding, from the cache when it was asked before."""
@@ -281,11 +330,19 @@ class SearchService:
 
     def stored_vector(self, point_id: str) -> np.ndarray:
         """The stored vector of a photo of the library."""
+        return self.stored_vectors([_point_id(point_id)])[_point_id(point_id)]
+
+    def stored_vectors(self, point_ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of photos of the library, in one store call; UnknownImage if one is missing."""
         _, store = self.require_ready()
-        found = store.retrieve(IMAGES, [_point_id(point_id)], with_vectors=True)
-        if not found or found[0].vector is None:
+        found = {
+            p.id: np.asarray(p.vector, dtype=np.float32)
+            for p in store.retrieve(IMAGES, list(dict.fromkeys(point_ids)), with_vectors=True)
+            if p.vector is not None
+        }
+        if any(i not in found for i in point_ids):
             raise UnknownImage("No image with this id.")
-        return np.asarray(found[0].vector, dtype=np.float32)
+        return found
 
     @store_calls
     def classify(self, data: bytes) -> results.ClassifyAnswer:
@@ -378,6 +435,18 @@ class SearchService:
             raise UnsupportedUpload(
                 f"The upload is not a decodable image: {err.reason}.", details={"reason": err.reason}
             ) from None
+
+
+def check_examples(query: Query) -> None:
+    """Refuse, before any work, too many examples, a bad weight or an empty text."""
+    examples = query.all_examples
+    if len(examples) > MAX_EXAMPLES:
+        raise TooManyExamples(f"A query combines at most {MAX_EXAMPLES} examples.")
+    for example in examples:
+        if not 0 < example.weight <= MAX_WEIGHT:
+            raise BadQuery(f"An example's weight must be above 0 and at most {MAX_WEIGHT:g}.")
+        if isinstance(example.term, TextTerm):
+            normalised_text(example.term.text)
 
 
 def normalised_text(text: str) -> str:

@@ -45,6 +45,7 @@ from core.store.base import (
     StoreUnavailable,
     VectorStore,
     check_meta,
+    excluded_ids,
 )
 
 
@@ -146,7 +147,7 @@ class EmbeddedStore(VectorStore):
         offset: int = 0,
         label: str | None = None,
         min_score: float | None = None,
-        exclude_id: str | None = None,
+        exclude_id: str | Sequence[str] | None = None,
         exact: bool = False,
     ) -> list[Hit]:
         """Nearest points by cosine through the shard's HNSW (or exhaustive below the threshold)."""
@@ -233,13 +234,14 @@ class EmbeddedStore(VectorStore):
             self._shards.clear()
 
 
-def _filter(label: str | None, exclude_id: str | None) -> Filter | None:
-    if label is None and exclude_id is None:
+def _filter(label: str | None, exclude_id: str | Sequence[str] | None) -> Filter | None:
+    exclude = excluded_ids(exclude_id)
+    if label is None and not exclude:
         return None
     must: list[Any] | None = (
         [FieldCondition(LABEL_FIELD, match=MatchValue(label))] if label is not None else None
     )
-    must_not: list[Any] | None = [HasIdCondition({exclude_id})] if exclude_id is not None else None
+    must_not: list[Any] | None = [HasIdCondition(set(exclude))] if exclude else None
     return Filter(must=must, must_not=must_not)
 
 
