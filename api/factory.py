@@ -11,7 +11,7 @@ from flask import Flask, Request, Response, g, request
 
 from api.errors import register_error_handlers
 from api.openapi import Api, openapi_config
-from api.routes import admin, classify, files, images, query, search, status
+from api.routes import admin, classify, duplicates, files, images, query, search, status
 from api.web import register_web
 from core.model import ClipModel
 from core.settings import Settings, load_settings
@@ -65,7 +65,7 @@ def create_app(
     app.extensions["wonders_ingest"] = IngestJob(service)
 
     api = Api(app)
-    for module in (search, query, images, classify, status, files, admin):
+    for module in (search, query, images, duplicates, classify, status, files, admin):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
     register_web(app)

@@ -278,3 +278,59 @@ class QueryForm(ma.Schema):
 
     query = ma.fields.String(required=True, metadata={"description": "the JSON body of a QueryArgs"})
     image = ma.fields.Raw(metadata={"type": "string", "format": "binary", "description": "a photo"})
+
+
+# -- near-duplicates (GET /api/duplicates) -------------------------------------------------------------
+
+
+class DuplicatesArgs(StrictSchema):
+    """Which page of groups."""
+
+    k = WholeNumber(
+        load_default=10, validate=validate.Range(1, 50), metadata={"description": "groups per page"}
+    )
+    offset = PageArgs._declared_fields["offset"]
+
+
+class NotDuplicateArgs(StrictSchema):
+    """The photo of the group that is not a duplicate of its representative."""
+
+    id = ma.fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class DuplicateFile(ma.Schema):
+    """One file of a group."""
+
+    id = ma.fields.String(required=True)
+    path = ma.fields.String(required=True)
+    bytes = ma.fields.Integer(allow_none=True)
+    width = ma.fields.Integer(allow_none=True)
+    height = ma.fields.Integer(allow_none=True)
+    thumb_url = ma.fields.String(required=True)
+    image_url = ma.fields.String(required=True)
+    representative = ma.fields.Boolean(required=True)
+    identical = ma.fields.Boolean(
+        required=True, metadata={"description": "byte-identical with the representative's file"}
+    )
+    distance = ma.fields.Integer(
+        allow_none=True, metadata={"description": "perceptual-hash bits from the representative (of 256)"}
+    )
+    largest = ma.fields.Boolean(required=True)
+
+
+class DuplicateGroup(ma.Schema):
+    """The files of one photo, the representative first."""
+
+    id = ma.fields.String(required=True, metadata={"description": "the representative's id"})
+    kind = ma.fields.String(required=True, metadata={"description": "identical (same bytes) or near"})
+    files = ma.fields.List(ma.fields.Nested(DuplicateFile), required=True)
+
+
+class DuplicatesResponse(ma.Schema):
+    """A page of groups of duplicates."""
+
+    groups = ma.fields.List(ma.fields.Nested(DuplicateGroup), required=True)
+    total = ma.fields.Integer(required=True)
+    k = ma.fields.Integer(required=True)
+    offset = ma.fields.Integer(required=True)
+    next_offset = ma.fields.Integer(allow_none=True, metadata={"description": "null when no more pages"})

@@ -1,10 +1,11 @@
 """Perceptual hashes of a photo: what stays the same when it is re-encoded, resized or recoloured.
 
-`fingerprint(image)` gives a 64-bit DCT hash (pHash: grey 32x32, the 8x8 lowest frequencies, each bit
-"above the median") of the whole picture and of three centre crops (5, 10 and 15 % cut from every
-side). Comparing the whole of one photo with the crops of the other (`distance`) finds a lightly cropped
-copy, which a single hash cannot: cutting 10 % per side moves a pHash 18-28 bits, as far as a different
-photo. Hashes are stored as 16 hex digits in the payload (`core/payload.py`).
+`fingerprint(image)` gives a 256-bit DCT hash (pHash: grey 64x64, the 16x16 lowest frequencies, each
+bit "above the median") of the whole picture and of a few crops (CROPS). Comparing the whole of one
+photo with the crops of the other (`distance`) finds a lightly cropped copy, which a single hash cannot:
+cutting 10 % per side moves a hash as far as a different photo. 256 bits rather than the usual 64: at
+64 bits a stereo pair (the same scene from a step aside) is as close as a brightened copy, at 256 bits
+it is twice as far (bench/dedup_calibration.py measures it). Hashes are stored as hex in the payload.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-HASH_SIDE = 8
-SAMPLE_SIDE = 32
-# Fractions of width and height cut from every side for the crop hashes.
-CROPS = (0.05, 0.10, 0.15)
+HASH_SIDE = 16
+SAMPLE_SIDE = 64
+HASH_BITS = HASH_SIDE * HASH_SIDE
+# Photos are hashed from a decode whose shorter side is at least this (ingest decodes no smaller).
+MIN_SIDE = 256
+# The crops hashed beside the whole photo: fractions of the width and height cut from the left, top,
+# right and bottom. Centre crops only: a crop off one side is, to any hash, the same picture as the
+# camera moved a step aside (a stereo pair matches it), and that is a similar photo, not a duplicate.
+CROPS = tuple((f, f, f, f) for f in (0.025, 0.05, 0.075, 0.10, 0.125, 0.15))
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -33,7 +39,7 @@ _DCT = _dct_matrix(SAMPLE_SIDE)
 
 
 def phash(image: Image.Image) -> int:
-    """The 64-bit perceptual hash of an image, as an int."""
+    """The 256-bit perceptual hash of an image, as an int."""
     grey = image.convert("L").resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.LANCZOS)
     pixels = np.asarray(grey, dtype=np.float64)
     low = (_DCT @ pixels @ _DCT.T)[:HASH_SIDE, :HASH_SIDE].ravel()
@@ -42,11 +48,18 @@ def phash(image: Image.Image) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
-def centre_crop(image: Image.Image, fraction: float) -> Image.Image:
-    """The image with `fraction` of its width and height cut from every side."""
+def crop(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    """The image with fractions of its width and height cut from the left, top, right and bottom."""
     width, height = image.size
-    dx, dy = round(width * fraction), round(height * fraction)
-    return image.crop((dx, dy, width - dx, height - dy))
+    left, top, right, bottom = box
+    return image.crop(
+        (
+            round(width * left),
+            round(height * top),
+            width - round(width * right),
+            height - round(height * bottom),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class Fingerprint:
 
     def to_stored(self) -> list[str]:
         """Hex strings, the whole photo first."""
-        return [f"{h:016x}" for h in (self.whole, *self.crops)]
+        return [f"{h:0{HASH_BITS // 4}x}" for h in (self.whole, *self.crops)]
 
     @classmethod
     def from_stored(cls, value: object) -> Fingerprint | None:
@@ -69,12 +82,14 @@ class Fingerprint:
             hashes = [int(str(h), 16) for h in value]
         except ValueError:
             return None
+        if any(h.bit_length() > HASH_BITS for h in hashes):
+            return None
         return cls(hashes[0], tuple(hashes[1:]))
 
 
 def fingerprint(image: Image.Image) -> Fingerprint:
     """The whole-photo hash and the crop hashes of one image."""
-    return Fingerprint(phash(image), tuple(phash(centre_crop(image, f)) for f in CROPS))
+    return Fingerprint(phash(image), tuple(phash(crop(image, box)) for box in CROPS))
 
 
 def hamming(a: int, b: int) -> int:
@@ -83,8 +98,8 @@ def hamming(a: int, b: int) -> int:
 
 
 def distance(a: Fingerprint, b: Fingerprint) -> int:
-    """How far two photos are, allowing either to be a centre crop of the other: the fewest differing
-    bits between the whole of one and the whole or a crop of the other."""
+    """How far two photos are, allowing either to be a light crop of the other: the fewest differing
+    bits between the whole of one and the whole or a crop of the other (0..HASH_BITS)."""
     best = hamming(a.whole, b.whole)
     for crop in b.crops:
         best = min(best, hamming(a.whole, crop))

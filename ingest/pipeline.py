@@ -33,11 +33,14 @@ from core.payload import (
     path_fields,
     stored_path,
 )
+from core.phash import MIN_SIDE as PHASH_MIN_SIDE
+from core.phash import fingerprint as photo_fingerprint
 from core.settings import Settings
 from core.store.base import IMAGES, PROMPTS, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
 from core.zero_shot import Classification, ZeroShotClassifier, prompts_fingerprint
 from ingest.attribution import attribution_for
+from ingest.duplicates import check_duplicates
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 from ingest.scan import scan
 
@@ -56,6 +59,7 @@ class IngestReport:
     relabelled: int = 0
     missing: int = 0
     pruned: int = 0
+    near_duplicates: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     encode_seconds: float = 0.0
@@ -76,6 +80,7 @@ class IngestReport:
             "relabelled": self.relabelled,
             "missing": self.missing,
             "pruned": self.pruned,
+            "near_duplicates": self.near_duplicates,
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 3),
@@ -92,6 +97,8 @@ class IngestReport:
         ]
         if self.pruned:
             lines.append(f"removed {self.pruned} images whose files left the library")
+        if self.near_duplicates:
+            lines.append(f"near-duplicates found: {self.near_duplicates} (see the Duplicates view)")
         if self.missing:
             lines.append(
                 f"{self.missing} indexed images have no file in the library any more (still searchable); "
@@ -115,6 +122,7 @@ class _Decoded:
     image: DecodedImage | None
     thumb: bytes | None
     error: str | None
+    phash: tuple[str, ...] = ()
 
 
 def prepare_classifier(
@@ -160,7 +168,8 @@ def run_ingest(
     scanned = scan(list(paths) if paths else [settings.images_dir])
     report.skipped += [(str(p), reason) for p, reason in scanned.skipped]
     candidates = _hash_files(scanned.files, report, show_progress, max_file_bytes(settings.max_image_pixels))
-    todo = _new_candidates(settings, store, candidates, report)
+    collapsed: dict[str, list[Path]] = {}
+    todo = _new_candidates(settings, store, candidates, report, collapsed)
     if not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]:
         gone = find_missing(settings, store)
         if prune:
@@ -172,6 +181,7 @@ def run_ingest(
     _encode_and_write(
         settings, encoder, store, classifier, fingerprint, todo, report, show_progress, on_progress
     )
+    report.near_duplicates = check_duplicates(settings, store, [c.point_id for c in todo], collapsed)
     report.relabelled = relabel_stale(store, classifier, fingerprint, show_progress)
     store.optimize(IMAGES)
     report.total_points = store.count(IMAGES)
@@ -199,13 +209,19 @@ def _hash_files(
 
 
 def _new_candidates(
-    settings: Settings, store: VectorStore, candidates: list[_Candidate], report: IngestReport
+    settings: Settings,
+    store: VectorStore,
+    candidates: list[_Candidate],
+    report: IngestReport,
+    collapsed: dict[str, list[Path]],
 ) -> list[_Candidate]:
-    """Drop what is already indexed (fixing the path of renamed files) and in-run duplicates."""
+    """Drop what is already indexed (fixing the path of renamed files) and in-run duplicates; the paths
+    of byte-identical files that collapse into one point are added to `collapsed`."""
     unique: dict[str, _Candidate] = {}
     for candidate in candidates:
         if candidate.point_id in unique:
             report.duplicates += 1
+            collapsed.setdefault(candidate.point_id, []).append(candidate.path)
         else:
             unique[candidate.point_id] = candidate
     todo = []
@@ -224,6 +240,8 @@ def _new_candidates(
             if old_path != new_path and not library_file(old_path, settings.images_dir).exists():
                 store.set_payload(IMAGES, candidate.point_id, path_fields(new_path))
                 report.renamed += 1
+            elif old_path != new_path:
+                collapsed.setdefault(candidate.point_id, []).append(candidate.path)
     return todo
 
 
@@ -250,9 +268,9 @@ def _decode(settings: Settings, candidate: _Candidate, min_side: int) -> _Decode
         if sha256_hex(data) != candidate.sha256:
             # The id comes from the bytes hashed earlier: never store another content under it.
             return _Decoded(candidate, None, None, "changed while being ingested; run ingest again")
-        decoded = decode_image(data, settings.max_image_pixels, min_side=min_side)
+        decoded = decode_image(data, settings.max_image_pixels, min_side=max(min_side, PHASH_MIN_SIDE))
         thumb = thumbnail_jpeg(decoded.image, settings.thumb_size)
-        return _Decoded(candidate, decoded, thumb, None)
+        return _Decoded(candidate, decoded, thumb, None, tuple(photo_fingerprint(decoded.image).to_stored()))
     except UnsupportedImage as err:
         return _Decoded(candidate, None, None, err.reason)
     except UnreadableFile as err:
@@ -354,6 +372,7 @@ def _write_batch(
             format=decoded.format,
             attribution=attribution_for(candidate.path),
             ingested_at=now,
+            phash=item.phash,
         ).to_stored() | labelled(labels, fingerprint)
         points.append(PointRecord(id=candidate.point_id, vector=vector, payload=payload))
     store.upsert(IMAGES, points)

@@ -33,6 +33,7 @@ from core.thumbnails import thumb_path, write_thumb
 from core.zero_shot import ZeroShotClassifier
 from search import diversity, refine, results
 from search.cache import QueryCache
+from search.duplicates import DuplicateBook, DuplicatePage, book_path, listing
 from search.errors import (
     BadQuery,
     EmptyQuery,
@@ -110,6 +111,7 @@ class SearchService:
         self._loader: threading.Thread | None = None
         self._mismatch: str | None = None
         self._mismatch_checked_at = float("-inf")
+        self._book: DuplicateBook | None = None
 
     # -- loading and readiness ---------------------------------------------------------------------
     def load_in_background(self) -> None:
@@ -343,6 +345,28 @@ class SearchService:
         if any(i not in found for i in point_ids):
             raise UnknownImage("No image with this id.")
         return found
+
+    @store_calls
+    def duplicates(self, k: int, offset: int) -> DuplicatePage:
+        """One page of groups of the same photo (search/duplicates.py)."""
+        _, store = self.require_ready()
+        return listing(store, self._duplicate_book(), k, offset)
+
+    @store_calls
+    def not_duplicate(self, representative: str, member: str) -> None:
+        """Remember that `member` is not a duplicate of the group's `representative`."""
+        self.require_ready()
+        book = self._duplicate_book()
+        book.reload()
+        if not book.mark_distinct(_point_id(representative), _point_id(member)):
+            raise UnknownImage("This photo is not in this group of duplicates.")
+        book.save()
+
+    def _duplicate_book(self) -> DuplicateBook:
+        with self._classifier_lock:
+            if self._book is None:
+                self._book = DuplicateBook(book_path(self.settings.data_dir))
+            return self._book
 
     @store_calls
     def classify(self, data: bytes) -> results.ClassifyAnswer:

@@ -40,7 +40,5 @@ def search_post(args: dict[str, Any]) -> Page:
 @blp.response(200, SearchResponse)
 def search_image(args: dict[str, Any], files: dict[str, Any]) -> Page:
     """Image to image: the photos most similar to an uploaded one (never stored)."""
-    query = Query(
-        UploadTerm(read_upload(files)), filters(args), page_request(args), diverse=args["diverse"]
-    )
+    query = Query(UploadTerm(read_upload(files)), filters(args), page_request(args), diverse=args["diverse"])
     return service().search(query)
