@@ -6,7 +6,8 @@
 // (the result card and the grid), context.js (the query photo strip), viewer.js (the photo viewer),
 // classify.js ("What is this?"), upload.js (pick, drop, paste), messages.js (status, error, banner),
 // ready.js (waiting for the server), library.js (stats, classes, footer), limits.js (the server's limits),
-// url.js (the address and history), state.js (the shared state), api.js, i18n.js, dom.js, bars.js.
+// url.js (the address and history), state.js (the shared state), api.js, i18n.js, dom.js, bars.js,
+// refine.js (more / less like this, words, chips, diversity), duplicates.js (the Duplicates view).
 // A module imports only modules below it. Where a widget below search.js must start a search (Load more,
 // More like this, Clear, a 503), it calls back a function wired here, so no import goes round in a circle.
 // index.html preloads every module, so the browser fetches them at once rather than level by level.
@@ -14,11 +15,13 @@
 import { bindChips, renderChips } from "./chips.js";
 import { bindClassify, renderClassify } from "./classify.js";
 import { bindContext, loadSimilarItem, renderContext } from "./context.js";
+import { bindDuplicates, isDuplicatesView, renderDuplicates, showDuplicates } from "./duplicates.js";
 import { bindGrid, renderGrid, renderMore } from "./grid.js";
 import { applyStatic, lang, setLang, t } from "./i18n.js";
 import { loadLibrary, renderFooter } from "./library.js";
 import { hasError, renderMessages, setStatus, whenUnavailable } from "./messages.js";
 import { isReady, markUnready, waitReady } from "./ready.js";
+import { bindRefine, renderRefine } from "./refine.js";
 import { clearQuery, resetResults, runSearch, startSimilar } from "./search.js";
 import { bindSearchBox, focusSearchBox, showQueryText } from "./searchbox.js";
 import { state } from "./state.js";
@@ -35,6 +38,7 @@ function restore() {
   showQueryText(query && query.mode === "text" ? query.q : "");
   if (query && query.mode === "similar") loadSimilarItem(query);
   renderContext();
+  renderRefine();
   if (query) runSearch();
   else resetResults();
 }
@@ -61,6 +65,8 @@ function renderAll() {
   renderMessages();
   renderChips();
   renderContext();
+  renderRefine();
+  renderDuplicates();
   if (!state.loading) {
     renderGrid({ showEmpty: !hasError() });
     renderMore();
@@ -82,6 +88,8 @@ function bindEvents() {
     },
   });
   bindGrid({ onMore: () => runSearch({ append: true }) });
+  bindRefine();
+  bindDuplicates();
   bindViewer({ onSimilar: startSimilar });
   for (const button of document.querySelectorAll("[data-lang]")) {
     button.addEventListener("click", () => {
@@ -102,7 +110,8 @@ async function boot() {
   setStatus(() => t("statusReady"));
   await waitReady();
   await loadLibrary();
-  restore();
+  if (isDuplicatesView()) await showDuplicates();
+  else restore();
   document.documentElement.dataset.ready = "true";
 }
 

@@ -20,6 +20,7 @@ let searchController = null;
 export function startText(q) {
   closeViewer();
   state.query = { mode: "text", q };
+  state.refine = [];
   pushUrl();
   renderContext();
   runSearch();
@@ -29,6 +30,7 @@ export function startText(q) {
 export function startSimilar(item) {
   closeViewer();
   state.query = { mode: "similar", id: item.id, item };
+  state.refine = [];
   pushUrl();
   renderContext();
   runSearch().then(() => revealResults());
@@ -40,6 +42,7 @@ export function startImage(file) {
   const previous = state.lastImageQuery;
   if (previous && previous.url) URL.revokeObjectURL(previous.url);
   state.query = { mode: "image", file, url: URL.createObjectURL(file), pending: true };
+  state.refine = [];
   state.lastImageQuery = state.query;
   renderContext();
   runSearch().then(() => revealResults());
@@ -48,6 +51,7 @@ export function startImage(file) {
 /** Forget the search on screen ("Clear"). */
 export function clearQuery() {
   state.query = null;
+  state.refine = [];
   pushUrl();
   renderContext();
   resetResults();
@@ -59,10 +63,22 @@ function revealResults() {
 }
 
 function fetchPage(query, offset, signal) {
-  const options = { k: pageSize(), offset, cls: state.cls, signal };
+  const options = { k: pageSize(), offset, cls: state.cls, diverse: state.diverse, signal };
+  if (state.refine.length) return api.refined({ ...refinedQuery(query), ...options });
   if (query.mode === "text") return api.search({ q: query.q, ...options });
   if (query.mode === "image") return api.searchImage(query.file, options);
   return api.similar(query.id, options);
+}
+
+/** The query and its refinements as the examples of POST /api/query. */
+function refinedQuery(query) {
+  const first = query.mode === "text" ? { text: query.q } : query.mode === "image" ? { upload: "photo" } : { id: query.id };
+  const term = (item) => (item.id ? { id: item.id } : { text: item.text });
+  return {
+    positive: [first, ...state.refine.filter((i) => i.sign > 0).map(term)],
+    negative: state.refine.filter((i) => i.sign < 0).map(term),
+    file: query.mode === "image" ? query.file : null,
+  };
 }
 
 /** Fetch the first page of the state's query (or, with append, its next page) and show it. */
