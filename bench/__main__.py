@@ -5,7 +5,9 @@ Sections (each can be run alone with --only):
   (default bf16 vs fp32, opt-in int8 vs fp32);
 - query: text search, image search and classify over HTTP through gunicorn vs the bare encoder, the query
   cache, 8 concurrent clients, and the API process's memory;
-- store: the embedded Qdrant store with many CLIP-like vectors: upsert, HNSW build, recall vs FAISS.
+- store: the embedded Qdrant store with many CLIP-like vectors: upsert, HNSW build, recall vs FAISS;
+- refine: search with 3 + 2 examples vs a plain text search, and the near-duplicate check of the whole
+  store and per new photo (bench/refine.py).
 
 The model is the real ViT-L/14 architecture with random weights (bench/model.py), loaded through the
 product's encoder; `--model tiny` uses the tests' tiny CLIP (proves the bench works, measures nothing).
@@ -60,6 +62,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             "requests_per_client_image": 4,
         },
         "store": {"count": 100_000, "queries": 200, "ef_sweep": [16, 32, 64, 128, 256, 512]},
+        "refine": {"count": 100_000, "samples": 60, "new_photos": 20},
     },
     ("vit-l14", True): {
         "ingest": IngestConfig(
@@ -78,6 +81,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             "requests_per_client_image": 1,
         },
         "store": {"count": 20_000, "queries": 100, "ef_sweep": [32, 128, 256]},
+        "refine": {"count": 20_000, "samples": 60, "new_photos": 20},
     },
     ("tiny", False): {
         "ingest": IngestConfig(
@@ -96,6 +100,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             "requests_per_client_image": 4,
         },
         "store": {"count": 20_000, "queries": 100, "ef_sweep": [16, 32, 64, 128]},
+        "refine": {"count": 20_000, "samples": 60, "new_photos": 20},
     },
     ("tiny", True): {
         "ingest": IngestConfig(
@@ -109,6 +114,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
             "requests_per_client_image": 1,
         },
         "store": {"count": 20_000, "queries": 50, "ef_sweep": [32, 128, 256]},
+        "refine": {"count": 5_000, "samples": 60, "new_photos": 20},
     },
 }
 
@@ -126,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json and latest.md go")
     parser.add_argument("--cache", type=Path, default=bench_model.CACHE, help="built models and photos")
-    parser.add_argument("--only", default="ingest,query,store", help="comma-separated sections to run")
+    parser.add_argument("--only", default="ingest,query,store,refine", help="comma-separated sections to run")
     parser.add_argument(
         "--quiet-wait",
         type=float,
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = photo_files(photos_dir, config.photos, size)
         encoder = None
         ingest_settings = None
-        if "query" in sections and "ingest" not in sections:
+        if ("query" in sections or "refine" in sections) and "ingest" not in sections:
             from bench import ingest as ingest_bench
 
             encoder, ingest_settings = ingest_bench.prepare_only(model_dir, config, workdir, photos[:4])
@@ -249,6 +255,20 @@ def main(argv: list[str] | None = None) -> int:
                 report["query"] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
                 failed = True
             report.setdefault("section_s", {})["query"] = round(time.perf_counter() - t, 1)
+        if "refine" in sections and encoder is not None:
+            t = time.perf_counter()
+            try:
+                from bench import refine as refine_bench
+
+                refine_plan = dict(plan["refine"])
+                if args.store_vectors:
+                    refine_plan["count"] = args.store_vectors
+                report["refine"] = refine_bench.run(encoder, workdir, **refine_plan)
+            except Exception as err:
+                log.exception("refine section failed")
+                report["refine"] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
+                failed = True
+            report.setdefault("section_s", {})["refine"] = round(time.perf_counter() - t, 1)
         del encoder
         gc.collect()
         if "store" in sections:
