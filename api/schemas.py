@@ -19,6 +19,15 @@ class WholeNumber(ma.fields.Integer):
         return super()._validated(value)
 
 
+class Flag(ma.fields.Boolean):
+    """A boolean: JSON true/false, or "true"/"false"/"1"/"0" in a query string; JSON 0 or 1 is a 400."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool | str):
+            raise self.make_error("invalid", input=value)
+        return bool(super()._deserialize(value, attr, data, **kwargs))
+
+
 class StrictSchema(ma.Schema):
     """Unknown parameters are refused, so a typo is a 400 instead of being silently ignored."""
 
@@ -49,7 +58,7 @@ class PageArgs(StrictSchema):
         validate=validate.Range(-1.0, 1.0),
         metadata={"description": "drop results below this cosine similarity"},
     )
-    diverse = ma.fields.Boolean(
+    diverse = Flag(
         load_default=False, metadata={"description": "hide near-identical results (MMR)"}
     )
 

@@ -25,7 +25,9 @@ from core.classes import LandmarkClass, load_classes
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel, load_clip
-from core.payload import ImagePayload, library_file
+from core.payload import PHASH_KEY, ImagePayload, library_file
+from core.phash import Fingerprint
+from core.phash import distance as phash_distance
 from core.settings import Settings
 from core.store import IMAGES, CollectionMismatch, Hit, StoreUnavailable, VectorStore, open_store
 from core.store.base import check_meta
@@ -33,6 +35,7 @@ from core.thumbnails import thumb_path, write_thumb
 from core.zero_shot import ZeroShotClassifier
 from search import diversity, refine, results
 from search.cache import QueryCache
+from search.duplicates import MAX_BITS as DUPLICATE_BITS
 from search.duplicates import DuplicateBook, DuplicatePage, book_path, listing
 from search.errors import (
     BadQuery,
@@ -290,7 +293,13 @@ class SearchService:
         stored = {p.id: p.vector for p in store.retrieve(IMAGES, [h.id for h in pool], with_vectors=True)}
         pool = [h for h in pool if stored.get(h.id) is not None]
         vectors = np.stack([np.asarray(stored[h.id], dtype=np.float32) for h in pool])
-        order = diversity.mmr_order(np.array([h.score for h in pool]), vectors, wanted)
+        prints = [Fingerprint.from_stored(h.payload.get(PHASH_KEY)) for h in pool]
+
+        def same(i: int, j: int) -> bool:
+            a, b = prints[i], prints[j]
+            return a is not None and b is not None and phash_distance(a, b) <= DUPLICATE_BITS
+
+        order = diversity.mmr_order(np.array([h.score for h in pool]), vectors, wanted, same=same)
         return [pool[i] for i in order]
 
     def _query_vector(self, query: Query) -> tuple[np.ndarray, list[str]]:

@@ -183,6 +183,12 @@ def test_diverse_hides_the_near_identical_copies(backend: Any) -> None:
     diverse = _ids(service, Query(StoredTerm(original), page=PageRequest(k=6), diverse=True))
     assert len(copies & set(diverse)) == 1  # one copy stands for them all
     assert len(diverse) == 6 and len(set(diverse)) == 6
+    # A text search too shows one of the four files of that photo at most.
+    same_photo = copies | {original}
+    for text in ("a photo", "colourful shapes", "a lake"):
+        found = _ids(service, Query(TextTerm(text), page=PageRequest(k=10), diverse=True))
+        assert len(same_photo & set(found)) <= 1, text
+        assert len(found) == 10
     # Pages of a diverse answer neither overlap nor skip.
     pages = [
         _ids(service, Query(StoredTerm(original), page=PageRequest(k=4, offset=o), diverse=True))
