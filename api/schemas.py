@@ -58,9 +58,7 @@ class PageArgs(StrictSchema):
         validate=validate.Range(-1.0, 1.0),
         metadata={"description": "drop results below this cosine similarity"},
     )
-    diverse = Flag(
-        load_default=False, metadata={"description": "hide near-identical results (MMR)"}
-    )
+    diverse = Flag(load_default=False, metadata={"description": "hide near-identical results (MMR)"})
 
 
 class TextSearchArgs(PageArgs):
