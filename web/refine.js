@@ -13,8 +13,8 @@ addMessages({
   en: {
     refineMore: "More like this",
     refineLess: "Less like this",
-    refineMoreLabel: "More like this: {label}",
-    refineLessLabel: "Less like this: {label}",
+    refineMoreLabel: "More like {label}",
+    refineLessLabel: "Less like {label}",
     refineChipPhoto: "photo",
     refineRemove: "Remove {what}",
     refineWordsLabel: "Words to add or take away",
@@ -27,8 +27,8 @@ addMessages({
   ru: {
     refineMore: "Больше таких",
     refineLess: "Меньше таких",
-    refineMoreLabel: "Больше таких: {label}",
-    refineLessLabel: "Меньше таких: {label}",
+    refineMoreLabel: "Больше похожих на {label}",
+    refineLessLabel: "Меньше похожих на {label}",
     refineChipPhoto: "фото",
     refineRemove: "Убрать {what}",
     refineWordsLabel: "Слова, которые добавить или исключить",
