@@ -88,7 +88,7 @@ def _build(encoder: Any, workdir: Path, count: int) -> tuple[Any, Any, list[str]
     copies = count // 100
     vectors, _ = clip_like_vectors(count - copies, dim=encoder.dim)
     originals = rng.choice(len(vectors), size=copies, replace=False)
-    moved = vectors[originals] + rng.normal(0, 0.02, size=(copies, encoder.dim)).astype(np.float32)
+    moved = vectors[originals] + rng.normal(0, 0.01, size=(copies, encoder.dim)).astype(np.float32)
     vectors = np.concatenate([vectors, moved / np.linalg.norm(moved, axis=1, keepdims=True)])
     per_photo = 1 + len(CROPS)
     hashes = _hashes(rng, (count - copies) * per_photo)

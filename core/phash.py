@@ -40,7 +40,8 @@ _DCT = _dct_matrix(SAMPLE_SIDE)
 
 def phash(image: Image.Image) -> int:
     """The 256-bit perceptual hash of an image, as an int."""
-    grey = image.convert("L").resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.LANCZOS)
+    # reducing_gap: a cheap box reduction first, then Lanczos: several times faster than Lanczos alone.
+    grey = image.convert("L").resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
     pixels = np.asarray(grey, dtype=np.float64)
     low = (_DCT @ pixels @ _DCT.T)[:HASH_SIDE, :HASH_SIDE].ravel()
     # The DC term says only how bright the photo is: it is left out of the median, as pHash does.
@@ -89,7 +90,8 @@ class Fingerprint:
 
 def fingerprint(image: Image.Image) -> Fingerprint:
     """The whole-photo hash and the crop hashes of one image."""
-    return Fingerprint(phash(image), tuple(phash(crop(image, box)) for box in CROPS))
+    grey = image.convert("L")
+    return Fingerprint(phash(grey), tuple(phash(crop(grey, box)) for box in CROPS))
 
 
 def hamming(a: int, b: int) -> int:

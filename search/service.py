@@ -257,6 +257,17 @@ class SearchService:
         k, offset = query.page.k, query.page.offset
         if query.diverse:
             hits = self._diverse_hits(store, vector, k + 1 + offset, label, query, exclude)[offset:]
+        elif len(exclude) > 1:
+            # Several ids are left out here, not by the engine: a filter of more than one id makes Qdrant
+            # search several times slower, and it fetches `offset` results before a page anyway.
+            nearest = store.query(
+                IMAGES,
+                vector,
+                limit=offset + k + 1 + len(exclude),
+                label=label,
+                min_score=query.filters.min_score,
+            )
+            hits = [h for h in nearest if h.id not in exclude][offset : offset + k + 1]
         else:
             # One extra result tells whether a next page exists, so next_offset is None on the last page.
             hits = store.query(
@@ -266,7 +277,7 @@ class SearchService:
                 offset=offset,
                 label=label,
                 min_score=query.filters.min_score,
-                exclude_id=exclude,
+                exclude_id=exclude[0] if exclude else None,
             )
         return results.page(hits, k, offset, _ms_since(started), self.class_by_id)
 
@@ -283,11 +294,11 @@ class SearchService:
         pool = store.query(
             IMAGES,
             vector,
-            limit=diversity.pool_size(wanted),
+            limit=diversity.pool_size(wanted) + len(exclude),
             label=label,
             min_score=query.filters.min_score,
-            exclude_id=exclude,
         )
+        pool = [h for h in pool if h.id not in exclude]
         if not pool:
             return []
         stored = {p.id: p.vector for p in store.retrieve(IMAGES, [h.id for h in pool], with_vectors=True)}

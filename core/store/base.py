@@ -83,11 +83,10 @@ class VectorStore(abc.ABC):
         offset: int = 0,
         label: str | None = None,
         min_score: float | None = None,
-        exclude_id: str | Sequence[str] | None = None,
+        exclude_id: str | None = None,
         exact: bool = False,
     ) -> list[Hit]:
-        """Nearest points by cosine, best first, optionally filtered by class label, without the point
-        (or points) `exclude_id`."""
+        """Nearest points by cosine, best first, optionally filtered by class label."""
 
     @abc.abstractmethod
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[PointRecord]:
@@ -132,13 +131,6 @@ class VectorStore(abc.ABC):
     def label_counts(self, name: str, labels: Sequence[str]) -> dict[str, int]:
         """Exact point count for each class label."""
         return {label: self.count(name, label=label) for label in labels}
-
-
-def excluded_ids(exclude_id: str | Sequence[str] | None) -> list[str]:
-    """The ids a query leaves out, as a list (one id or several may be given)."""
-    if exclude_id is None:
-        return []
-    return [exclude_id] if isinstance(exclude_id, str) else list(exclude_id)
 
 
 def check_meta(name: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:

@@ -45,7 +45,6 @@ from core.store.base import (
     StoreUnavailable,
     VectorStore,
     check_meta,
-    excluded_ids,
 )
 
 
@@ -147,7 +146,7 @@ class EmbeddedStore(VectorStore):
         offset: int = 0,
         label: str | None = None,
         min_score: float | None = None,
-        exclude_id: str | Sequence[str] | None = None,
+        exclude_id: str | None = None,
         exact: bool = False,
     ) -> list[Hit]:
         """Nearest points by cosine through the shard's HNSW (or exhaustive below the threshold)."""
@@ -234,14 +233,13 @@ class EmbeddedStore(VectorStore):
             self._shards.clear()
 
 
-def _filter(label: str | None, exclude_id: str | Sequence[str] | None) -> Filter | None:
-    exclude = excluded_ids(exclude_id)
-    if label is None and not exclude:
+def _filter(label: str | None, exclude_id: str | None) -> Filter | None:
+    if label is None and exclude_id is None:
         return None
     must: list[Any] | None = (
         [FieldCondition(LABEL_FIELD, match=MatchValue(label))] if label is not None else None
     )
-    must_not: list[Any] | None = [HasIdCondition(set(exclude))] if exclude else None
+    must_not: list[Any] | None = [HasIdCondition({exclude_id})] if exclude_id is not None else None
     return Filter(must=must, must_not=must_not)
 
 

@@ -22,7 +22,6 @@ from core.store.base import (
     StoreUnavailable,
     VectorStore,
     check_meta,
-    excluded_ids,
 )
 
 T = TypeVar("T")
@@ -119,7 +118,7 @@ class ServerStore(VectorStore):
         offset: int = 0,
         label: str | None = None,
         min_score: float | None = None,
-        exclude_id: str | Sequence[str] | None = None,
+        exclude_id: str | None = None,
         exact: bool = False,
     ) -> list[Hit]:
         """Nearest points by cosine."""
@@ -199,16 +198,15 @@ class ServerStore(VectorStore):
         self.client.close()
 
 
-def _filter(label: str | None, exclude_id: str | Sequence[str] | None) -> models.Filter | None:
-    exclude = excluded_ids(exclude_id)
-    if label is None and not exclude:
+def _filter(label: str | None, exclude_id: str | None) -> models.Filter | None:
+    if label is None and exclude_id is None:
         return None
     must: list[Any] = []
     must_not: list[Any] = []
     if label is not None:
         must.append(models.FieldCondition(key=LABEL_FIELD, match=models.MatchValue(value=label)))
-    if exclude:
-        must_not.append(models.HasIdCondition(has_id=list(exclude)))
+    if exclude_id is not None:
+        must_not.append(models.HasIdCondition(has_id=[exclude_id]))
     return models.Filter(must=must or None, must_not=must_not or None)
 
 
