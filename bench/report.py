@@ -291,6 +291,13 @@ def _refine_checks(refine: dict[str, Any] | None) -> list[Check]:
             "<= 1.2x",
             q["examples_vs_plain"] <= 1.2,
         ),
+        Check(
+            "refine",
+            "what refining adds (3 stored + 2 cached examples to one vector) p50 ms; (plain + that) / plain",
+            f"{q['combine_p50_ms']:.2f}; {q['plain_plus_combine_vs_plain']:.2f}x",
+            "<= 1.2x",
+            q["plain_plus_combine_vs_plain"] <= 1.2,
+        ),
         Check("refine", "diverse (MMR) text search p50 ms", _f(q["diverse_text_p50_ms"]), "", None),
         Check(
             "refine",
