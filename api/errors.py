@@ -56,6 +56,8 @@ HTTP_STATUS: dict[type[search_errors.SearchError], int] = {
     search_errors.TowerOff: 400,
     search_errors.StoreBroken: 503,
     search_errors.Busy: 503,
+    search_errors.BadQuery: 400,
+    search_errors.TooManyExamples: 400,
 }
 
 

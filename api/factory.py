@@ -14,7 +14,7 @@ from api.errors import register_error_handlers
 from api.hosts import register_host_check
 from api.metrics import register_metrics
 from api.openapi import Api, openapi_config
-from api.routes import admin, classify, embed, files, images, indexing, search, status
+from api.routes import admin, classify, duplicates, embed, files, images, indexing, query, search, status
 from api.routes import eval as eval_reports
 from api.strict_params import refuse_unknown_query
 from api.web import register_web
@@ -77,7 +77,19 @@ def create_app(
     app.extensions["wonders_indexer"] = LibraryIndexer(service, app.extensions["wonders_ingest"])
 
     api = Api(app)
-    for module in (search, embed, images, classify, status, files, admin, indexing, eval_reports):
+    for module in (
+        search,
+        query,
+        embed,
+        images,
+        duplicates,
+        classify,
+        status,
+        files,
+        admin,
+        indexing,
+        eval_reports,
+    ):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
     register_metrics(app)

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from search.query import DEFAULT_K, MAX_K, MAX_OFFSET, Filters, PageRequest
+from search.query import DEFAULT_K, MAX_EXAMPLES, MAX_K, MAX_OFFSET, MAX_WEIGHT, Filters, PageRequest
 from search.text_router import TEXT_ENCODERS
 
 
@@ -18,6 +18,15 @@ class WholeNumber(ma.fields.Integer):
         if isinstance(value, float) and not value.is_integer():
             raise self.make_error("invalid", input=value)
         return super()._validated(value)
+
+
+class Flag(ma.fields.Boolean):
+    """A boolean: JSON true/false, or "true"/"false"/"1"/"0" in a query string; JSON 0 or 1 is a 400."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool | str):
+            raise self.make_error("invalid", input=value)
+        return bool(super()._deserialize(value, attr, data, **kwargs))
 
 
 class StrictSchema(ma.Schema):
@@ -50,6 +59,7 @@ class PageArgs(StrictSchema):
         validate=validate.Range(-1.0, 1.0),
         metadata={"description": "drop results below this cosine similarity"},
     )
+    diverse = Flag(load_default=False, metadata={"description": "hide near-identical results (MMR)"})
 
 
 TEXT_ENCODER = ma.fields.String(
@@ -75,6 +85,7 @@ class SimilarArgs(StrictSchema):
     k = PageArgs._declared_fields["k"]
     offset = PageArgs._declared_fields["offset"]
     class_ = PageArgs._declared_fields["class_"]
+    diverse = PageArgs._declared_fields["diverse"]
 
 
 def filters(args: dict[str, Any]) -> Filters:
@@ -327,3 +338,112 @@ class EvalReportResponse(ma.Schema):
     created_at = ma.fields.String(allow_none=True)
     charts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), required=True)
     report = ma.fields.Dict(required=True, metadata={"description": "report.json as `make eval` wrote it"})
+
+
+# -- search with examples (POST /api/query) ------------------------------------------------------
+
+KINDS = ("text", "id", "upload")
+
+
+class ExampleArgs(StrictSchema):
+    """One example: exactly one of a text, a stored photo's id, or the name of an uploaded file field."""
+
+    text = ma.fields.String(validate=validate.Length(min=1, max=20_000), metadata={"description": "words"})
+    id = ma.fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "a stored photo"})
+    upload = ma.fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the multipart file field holding an uploaded photo"},
+    )
+    weight = ma.fields.Float(
+        load_default=1.0,
+        allow_nan=False,
+        validate=validate.Range(0.0, MAX_WEIGHT, min_inclusive=False),
+        metadata={"description": "how much the example counts (default 1)"},
+    )
+
+    @ma.validates_schema
+    def _one_kind(self, data: dict[str, Any], **_: Any) -> None:
+        given = [kind for kind in KINDS if kind in data]
+        if len(given) != 1:
+            raise ma.ValidationError("Give exactly one of 'text', 'id' or 'upload'.")
+
+
+class QueryArgs(PageArgs):
+    """Search with examples: move toward the positive ones and away from the negative ones."""
+
+    positive = ma.fields.List(
+        ma.fields.Nested(ExampleArgs),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_EXAMPLES),
+        metadata={"description": "what to find: texts, stored photos, uploaded photos"},
+    )
+    negative = ma.fields.List(
+        ma.fields.Nested(ExampleArgs),
+        load_default=list,
+        validate=validate.Length(max=MAX_EXAMPLES),
+        metadata={"description": "what to move away from"},
+    )
+    text_encoder = TEXT_ENCODER  # for every text example
+
+
+class QueryForm(ma.Schema):
+    """The multipart form of a query with uploaded photos: the JSON query plus one file per upload."""
+
+    query = ma.fields.String(required=True, metadata={"description": "the JSON body of a QueryArgs"})
+    image = ma.fields.Raw(metadata={"type": "string", "format": "binary", "description": "a photo"})
+
+
+# -- near-duplicates (GET /api/duplicates) -------------------------------------------------------------
+
+
+class DuplicatesArgs(StrictSchema):
+    """Which page of groups."""
+
+    k = WholeNumber(
+        load_default=10, validate=validate.Range(1, 50), metadata={"description": "groups per page"}
+    )
+    offset = PageArgs._declared_fields["offset"]
+
+
+class NotDuplicateArgs(StrictSchema):
+    """The photo of the group that is not a duplicate of its representative."""
+
+    id = ma.fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class DuplicateFile(ma.Schema):
+    """One file of a group."""
+
+    id = ma.fields.String(required=True)
+    path = ma.fields.String(required=True)
+    bytes = ma.fields.Integer(allow_none=True)
+    width = ma.fields.Integer(allow_none=True)
+    height = ma.fields.Integer(allow_none=True)
+    thumb_url = ma.fields.String(required=True)
+    image_url = ma.fields.String(required=True)
+    representative = ma.fields.Boolean(required=True)
+    identical = ma.fields.Boolean(
+        required=True, metadata={"description": "byte-identical with the representative's file"}
+    )
+    distance = ma.fields.Integer(
+        allow_none=True, metadata={"description": "perceptual-hash bits from the representative (of 256)"}
+    )
+    largest = ma.fields.Boolean(required=True)
+
+
+class DuplicateGroup(ma.Schema):
+    """The files of one photo, the representative first."""
+
+    id = ma.fields.String(required=True, metadata={"description": "the representative's id"})
+    kind = ma.fields.String(required=True, metadata={"description": "identical (same bytes) or near"})
+    files = ma.fields.List(ma.fields.Nested(DuplicateFile), required=True)
+
+
+class DuplicatesResponse(ma.Schema):
+    """A page of groups of duplicates."""
+
+    groups = ma.fields.List(ma.fields.Nested(DuplicateGroup), required=True)
+    total = ma.fields.Integer(required=True)
+    k = ma.fields.Integer(required=True)
+    offset = ma.fields.Integer(required=True)
+    next_offset = ma.fields.Integer(allow_none=True, metadata={"description": "null when no more pages"})

@@ -6,6 +6,8 @@ Sections (each can be run alone with --only):
 - query: text search, image search and classify over HTTP through gunicorn vs the bare encoder, the query
   cache, 8 concurrent clients, and the API process's memory;
 - store: the embedded Qdrant store with many CLIP-like vectors: upsert, HNSW build, recall vs FAISS;
+- refine: search with 3 + 2 examples vs a plain text search, and the near-duplicate check of the whole
+  store and per new photo (bench/refine.py).
 - multilingual: Russian (the multilingual text tower) vs English (CLIP) text search over HTTP in one server,
   the memory the tower adds, 8 concurrent clients mixing both (bench/multilingual.py). Full mode uses the
   real XLM-R-large architecture with random weights; --quick a small stand-in, unless --mclip real.
@@ -70,6 +72,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
         },
         "store": {"count": 100_000, "queries": 200, "ef_sweep": [16, 32, 64, 128, 256, 512]},
         "multilingual": {"samples": 40, "concurrent_clients": 8, "requests_per_client": 6},
+        "refine": {"count": 100_000, "samples": 60, "new_photos": 20},
     },
     ("vit-l14", True): {
         "ingest": IngestConfig(
@@ -89,6 +92,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
         },
         "store": {"count": 20_000, "queries": 100, "ef_sweep": [32, 128, 256]},
         "multilingual": {"samples": 12, "concurrent_clients": 8, "requests_per_client": 2},
+        "refine": {"count": 20_000, "samples": 60, "new_photos": 20},
     },
     ("tiny", False): {
         "ingest": IngestConfig(
@@ -108,6 +112,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
         },
         "store": {"count": 20_000, "queries": 100, "ef_sweep": [16, 32, 64, 128]},
         "multilingual": {"samples": 20, "concurrent_clients": 8, "requests_per_client": 4},
+        "refine": {"count": 20_000, "samples": 60, "new_photos": 20},
     },
     ("tiny", True): {
         "ingest": IngestConfig(
@@ -122,6 +127,7 @@ PLANS: dict[tuple[str, bool], dict[str, Any]] = {
         },
         "store": {"count": 20_000, "queries": 50, "ef_sweep": [32, 128, 256]},
         "multilingual": {"samples": 6, "concurrent_clients": 8, "requests_per_client": 2},
+        "refine": {"count": 5_000, "samples": 60, "new_photos": 20},
     },
 }
 
@@ -145,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cache", type=Path, default=bench_model.CACHE, help="built models and photos")
     parser.add_argument(
-        "--only", default="ingest,query,store,multilingual,first_run", help="comma-separated sections to run"
+        "--only",
+        default="ingest,query,store,multilingual,first_run,refine",
+        help="comma-separated sections to run",
     )
     parser.add_argument(
         "--mclip",
@@ -231,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = photo_files(photos_dir, config.photos, size)
         encoder = None
         ingest_settings = None
-        if sections & {"query", "multilingual"} and "ingest" not in sections:
+        if sections & {"query", "multilingual", "refine"} and "ingest" not in sections:
             from bench import ingest as ingest_bench
 
             encoder, ingest_settings = ingest_bench.prepare_only(model_dir, config, workdir, photos[:4])
@@ -318,6 +326,20 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 failed = True
             report.setdefault("section_s", {})["multilingual"] = round(time.perf_counter() - t, 1)
+        if "refine" in sections and encoder is not None:
+            t = time.perf_counter()
+            try:
+                from bench import refine as refine_bench
+
+                refine_plan = dict(plan["refine"])
+                if args.store_vectors:
+                    refine_plan["count"] = args.store_vectors
+                report["refine"] = refine_bench.run(encoder, workdir, **refine_plan)
+            except Exception as err:
+                log.exception("refine section failed")
+                report["refine"] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()}
+                failed = True
+            report.setdefault("section_s", {})["refine"] = round(time.perf_counter() - t, 1)
         del encoder
         gc.collect()
         if "store" in sections:

@@ -343,11 +343,58 @@ def checks(report: dict[str, Any]) -> list[Check]:
     first = report.get("first_run")
     if first and "error" not in first:
         rows += _first_run_rows(first)
-    for name in ("ingest", "query", "store", "multilingual", "first_run"):
+    rows += _refine_checks(report.get("refine"))
+    for name in ("ingest", "query", "store", "multilingual", "first_run", "refine"):
         section = report.get(name)
         if section and "error" in section:
             rows.append(Check(name, "section failed", section["error"][:200], "runs", False))
     return rows
+
+
+def _refine_checks(refine: dict[str, Any] | None) -> list[Check]:
+    """Rows of the refine section: search with examples, and near-duplicates."""
+    if not refine or "error" in refine:
+        return []
+    q, d, n = refine["queries"], refine["duplicates"], refine["per_new_photo"]
+    return [
+        Check(
+            "refine",
+            f"3 positive + 2 negative examples (stored photos, cached texts) vs plain text, p50 ms "
+            f"({refine['vectors']:,} x {refine['dim']})",
+            f"{q['examples_3_2_p50_ms']:.2f} vs {q['plain_text_p50_ms']:.2f} = {q['examples_vs_plain']:.2f}x",
+            "<= 1.2x",
+            q["examples_vs_plain"] <= 1.2,
+        ),
+        Check(
+            "refine",
+            "what refining adds (3 stored + 2 cached examples to one vector) p50 ms; (plain + that) / plain",
+            f"{q['combine_p50_ms']:.2f}; {q['plain_plus_combine_vs_plain']:.2f}x",
+            "<= 1.2x",
+            q["plain_plus_combine_vs_plain"] <= 1.2,
+        ),
+        Check("refine", "diverse (MMR) text search p50 ms", _f(q["diverse_text_p50_ms"]), "", None),
+        Check(
+            "refine",
+            f"duplicate check of {d['points']:,} stored vectors: s; ms per photo; peak extra RSS MiB",
+            f"{d['check_all_s']:.1f}; {d['per_photo_ms']:.2f}; {d['peak_extra_rss_mib']:.0f}",
+            "",
+            None,
+        ),
+        Check(
+            "refine",
+            "planted near-copies grouped; photos grouped wrongly",
+            f"{d['planted_grouped']} / {d['planted']}; {d['wrongly_grouped']}",
+            "all; 0",
+            d["planted_grouped"] == d["planted"] and d["wrongly_grouped"] == 0,
+        ),
+        Check(
+            "refine",
+            "per new photo at ingest: hash ms; duplicate check p50 (p95) ms",
+            f"{n['hash_p50_ms']:.2f}; {n['check_p50_ms']:.2f} ({n['check_p95_ms']:.2f})",
+            "",
+            None,
+        ),
+    ]
 
 
 def markdown(report: dict[str, Any], rows: list[Check]) -> str:

@@ -16,6 +16,10 @@ LABEL_KEY = "label"
 # The stored key of the fingerprint of the prompts that produced the label (relabel when it changes).
 LABELS_VERSION_KEY = "labels_version"
 PATH_KEY = "path"
+# The perceptual hashes of the photo (core/phash.py Fingerprint, hex), for near-duplicates.
+PHASH_KEY = "phash"
+# Further paths of byte-identical files that collapsed into this point at ingest (besides `path`).
+OTHER_PATHS_KEY = "other_paths"
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,15 @@ class ImagePayload:
     labels_version: str | None = None
     attribution: dict[str, Any] | None = None
     ingested_at: str | None = None
+    phash: tuple[str, ...] = ()
+    other_paths: tuple[str, ...] = ()
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON-ready dict written to the store."""
         stored = asdict(self)
         stored["top3"] = [{"id": s.id, "confidence": s.confidence} for s in self.top3]
+        stored[PHASH_KEY] = list(self.phash)
+        stored[OTHER_PATHS_KEY] = list(self.other_paths)
         return stored
 
     @classmethod
@@ -75,6 +83,8 @@ class ImagePayload:
             labels_version=_str_or_none(payload.get(LABELS_VERSION_KEY)),
             attribution=attribution if isinstance(attribution, dict) else None,
             ingested_at=_str_or_none(payload.get("ingested_at")),
+            phash=_strings(payload.get(PHASH_KEY)),
+            other_paths=_strings(payload.get(OTHER_PATHS_KEY)),
         )
 
 
@@ -96,6 +106,11 @@ def path_fields(stored: str, size: int | None = None, mtime_ns: int | None = Non
     return fields
 
 
+def other_paths_fields(paths: list[str]) -> dict[str, Any]:
+    """The partial payload that records the further paths of byte-identical copies of a point's file."""
+    return {OTHER_PATHS_KEY: list(paths)}
+
+
 def stored_path(path: Path, images_dir: Path) -> str:
     """The path stored in the payload: relative to the library when inside it, else absolute."""
     resolved = path.resolve()
@@ -115,6 +130,10 @@ def public_path(stored: str) -> str:
     """The path a client may see: inside the library as stored; from outside it only the file name."""
     posix = PurePosixPath(stored)
     return posix.name if posix.is_absolute() else stored
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def _str_or_none(value: Any) -> str | None:

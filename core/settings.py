@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         50_000_000, ge=1_000, description="images with more pixels are refused (decompression bombs)"
     )
-    query_cache_size: int = Field(512, ge=0, description="text queries whose vectors are cached")
+    query_cache_size: int = Field(512, ge=0, description="query vectors cached: texts, and stored photos used as examples")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log verbosity")
 
     # gunicorn (api/gunicorn_conf.py)

@@ -29,6 +29,7 @@ from PIL import Image
 
 from core.ids import sha256_hex
 from core.images import DecodedImage, UnsupportedImage, decode_image, thumbnail_jpeg
+from core.phash import fingerprint
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,14 @@ class DecodeOptions:
 
 @dataclass
 class DecodeResult:
-    """A decoded photo (image, thumbnail, and CLIP's pixels when asked), or the reason it was skipped."""
+    """A decoded photo (image, thumbnail, perceptual hash, and CLIP's pixels when asked), or the reason
+    it was skipped."""
 
     image: DecodedImage | None
     thumb: bytes | None
     error: str | None
     pixels: np.ndarray | None = None
+    phash: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def plan_workers(setting: int, device: str, cores: int) -> WorkerPlan:
 
 
 def decode_file(path: Path, sha256: str, options: DecodeOptions) -> DecodeResult:
-    """Read the file again, refuse it if its bytes changed since they were hashed, decode, thumbnail."""
+    """Read the file again, refuse it if its bytes changed since they were hashed, decode, thumbnail,
+    perceptual hash (near-duplicates, core/phash.py)."""
     try:
         data = read_regular_file(path, max_file_bytes(options.max_pixels))
         if sha256_hex(data) != sha256:
@@ -94,7 +98,8 @@ def decode_file(path: Path, sha256: str, options: DecodeOptions) -> DecodeResult
         decoded = decode_image(data, options.max_pixels, min_side=options.min_side)
         thumb = thumbnail_jpeg(decoded.image, options.thumb_size)
         pixels = clip_pixels(decoded.image, options.clip_size) if options.clip_size else None
-        return DecodeResult(decoded, thumb, None, pixels)
+        phash = tuple(fingerprint(decoded.image).to_stored())
+        return DecodeResult(decoded, thumb, None, pixels, phash)
     except UnsupportedImage as err:
         return DecodeResult(None, None, err.reason)
     except UnreadableFile as err:

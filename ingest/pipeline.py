@@ -28,6 +28,7 @@ from core.payload import (
     path_fields,
     stored_path,
 )
+from core.phash import MIN_SIDE as PHASH_MIN_SIDE
 from core.settings import Settings
 from core.store.base import IMAGES, PROMPTS, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
@@ -35,6 +36,7 @@ from core.zero_shot import ZeroShotClassifier, classifier_spec
 from ingest.attribution import attribution_for
 from ingest.decode_workers import DecodeOptions, WorkerPlan, decoded_in_order, plan_workers
 from ingest.device_feed import DeviceFeed, device_batch_size, feed_for_clip, free_device_bytes
+from ingest.duplicates import check_duplicates
 from ingest.files import UnreadableFile, max_file_bytes, read_with_state
 from ingest.parts import Part
 from ingest.scan import scan
@@ -55,6 +57,7 @@ class IngestReport:
     relabelled: int = 0
     missing: int = 0
     pruned: int = 0
+    near_duplicates: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     encode_seconds: float = 0.0
@@ -75,6 +78,7 @@ class IngestReport:
             "relabelled": self.relabelled,
             "missing": self.missing,
             "pruned": self.pruned,
+            "near_duplicates": self.near_duplicates,
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 3),
@@ -91,6 +95,8 @@ class IngestReport:
         ]
         if self.pruned:
             lines.append(f"removed {images(self.pruned)} whose files left the library")
+        if self.near_duplicates:
+            lines.append(f"near-duplicates found: {self.near_duplicates} (see the Duplicates view)")
         if self.missing:
             lines.append(
                 f"{images(self.missing)} indexed {'has' if self.missing == 1 else 'have'} no file in the "
@@ -122,6 +128,7 @@ class _Decoded:
     thumb: bytes | None
     error: str | None
     pixels: np.ndarray | None = None  # CLIP's uint8 input, for the GPU path
+    phash: tuple[str, ...] = ()
 
 
 def prepare_classifier(
@@ -172,7 +179,8 @@ def run_ingest(
     candidates = _hash_files(scanned.files, report, show_progress, max_file_bytes(settings.max_image_pixels))
     if part is not None:
         candidates = [c for c in candidates if part.holds(c.sha256)]
-    todo = _new_candidates(settings, store, candidates, report)
+    collapsed: dict[str, list[Path]] = {}
+    todo = _new_candidates(settings, store, candidates, report, collapsed)
     undecodable = Undecodable(settings.data_dir)
     todo = _not_known_bad(todo, undecodable, report)
     whole_library = not paths or [Path(p).resolve() for p in paths] == [settings.images_dir.resolve()]
@@ -199,6 +207,7 @@ def run_ingest(
         )
     finally:
         undecodable.save()
+    report.near_duplicates = check_duplicates(settings, store, [c.point_id for c in todo], collapsed)
     report.relabelled = relabel_stale(store, classifier, fingerprint, show_progress)
     store.optimize(IMAGES)
     report.total_points = store.count(IMAGES)
@@ -226,13 +235,19 @@ def _hash_files(
 
 
 def _new_candidates(
-    settings: Settings, store: VectorStore, candidates: list[_Candidate], report: IngestReport
+    settings: Settings,
+    store: VectorStore,
+    candidates: list[_Candidate],
+    report: IngestReport,
+    collapsed: dict[str, list[Path]],
 ) -> list[_Candidate]:
-    """Drop what is already indexed (fixing the path of renamed files) and in-run duplicates."""
+    """Drop what is already indexed (fixing the path of renamed files) and in-run duplicates; the paths
+    of byte-identical files that collapse into one point are added to `collapsed`."""
     unique: dict[str, _Candidate] = {}
     for candidate in candidates:
         if candidate.point_id in unique:
             report.duplicates += 1
+            collapsed.setdefault(candidate.point_id, []).append(candidate.path)
         else:
             unique[candidate.point_id] = candidate
     todo = []
@@ -252,6 +267,8 @@ def _new_candidates(
                 fields = path_fields(new_path, candidate.size, candidate.mtime_ns)
                 store.set_payload(IMAGES, candidate.point_id, fields)
                 report.renamed += 1
+            elif old_path != new_path:
+                collapsed.setdefault(candidate.point_id, []).append(candidate.path)
     return todo
 
 
@@ -295,9 +312,12 @@ def _decoded_stream(
     clip_size: int | None = None,
 ) -> Iterator[_Decoded]:
     """Decode in worker processes or threads (ingest/decode_workers.py), in order, at most `prefetch` ahead."""
-    options = DecodeOptions(settings.max_image_pixels, min_side, settings.thumb_size, clip_size)
+    # The perceptual hash (near-duplicates) needs a few hundred pixels a side, whatever the model needs.
+    options = DecodeOptions(
+        settings.max_image_pixels, max(min_side, PHASH_MIN_SIDE), settings.thumb_size, clip_size
+    )
     for candidate, done in decoded_in_order(todo, lambda c: (c.path, c.sha256), options, plan, prefetch):
-        yield _Decoded(candidate, done.image, done.thumb, done.error, done.pixels)
+        yield _Decoded(candidate, done.image, done.thumb, done.error, done.pixels, done.phash)
 
 
 def _device_feed(settings: Settings, encoder: ClipModel) -> DeviceFeed | None:
@@ -405,6 +425,7 @@ def _write_batch(
             format=decoded.format,
             attribution=attribution_for(candidate.path),
             ingested_at=now,
+            phash=item.phash,
         ).to_stored() | labels.payload_fields(fingerprint)
         points.append(PointRecord(id=candidate.point_id, vector=vector, payload=payload))
     store.upsert(IMAGES, points)

@@ -91,3 +91,15 @@ class Busy(SearchError):
     """Too much work of this kind is in flight (memory for decoding uploads); retry in a moment."""
 
     code = "busy"
+
+
+class BadQuery(SearchError):
+    """A refined query that asks for nothing: no positive example, or examples that cancel out."""
+
+    code = "bad_query"
+
+
+class TooManyExamples(SearchError):
+    """More examples than a query may combine."""
+
+    code = "too_many_examples"

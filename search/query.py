@@ -1,8 +1,9 @@
 """What a search asks, as one value: what it is about, its filters and which page.
 
-Today a query is about one thing: a text, an uploaded photo, or a stored photo ("more like this"). The
-value is shaped so that refinement (several weighted positive and negative terms) and a choice of text
-tower become new fields and new term kinds here, not new routes.
+A query is about one thing (a text, an uploaded photo, or a stored photo: "more like this"), and may be
+refined by more examples, each a term with a weight and a sign ("… but at night", "less like this").
+How the examples combine into one vector is `search/refine.py`; `diverse` asks for MMR
+(`search/diversity.py`), which hides near-identical results.
 """
 
 from __future__ import annotations
@@ -41,6 +42,23 @@ class StoredTerm:
 
 Term = TextTerm | UploadTerm | StoredTerm
 
+MAX_EXAMPLES = 16
+MAX_WEIGHT = 10.0
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example of a refined query: a term, how much it counts (> 0) and whether to move away from it."""
+
+    term: Term
+    weight: float = 1.0
+    negative: bool = False
+
+    @property
+    def signed_weight(self) -> float:
+        """The weight, negative for an example to move away from."""
+        return -self.weight if self.negative else self.weight
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -60,8 +78,19 @@ class PageRequest:
 
 @dataclass(frozen=True)
 class Query:
-    """One search: what it is about, the filters, the page."""
+    """One search: what it is about (and its further examples), the filters, the page, and diversity.
+
+    `about` is the first positive example, counted with `weight`; `examples` add terms toward or away
+    from which the answer moves."""
 
     about: Term
     filters: Filters = field(default_factory=Filters)
     page: PageRequest = field(default_factory=PageRequest)
+    examples: tuple[Example, ...] = ()
+    diverse: bool = False
+    weight: float = 1.0
+
+    @property
+    def all_examples(self) -> tuple[Example, ...]:
+        """Every example, `about` first."""
+        return (Example(self.about, self.weight), *self.examples)

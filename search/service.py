@@ -29,13 +29,16 @@ from core.decode_budget import DecodeBudget, DecodeBusy
 from core.ids import canonical_point_id
 from core.images import UnsupportedImage, decode_image, thumbnail_jpeg
 from core.model import ClipModel, ModelUnavailable, TextTower, load_clip
-from core.payload import ImagePayload
+from core.payload import PHASH_KEY, ImagePayload
+from core.phash import Fingerprint
+from core.phash import distance as phash_distance
 from core.settings import Settings
 from core.store import (
     IMAGES,
     CollectionMismatch,
     CollectionMissing,
     CollectionStats,
+    Hit,
     StoreDamaged,
     StoreError,
     StoreUnavailable,
@@ -45,9 +48,12 @@ from core.store import (
 from core.store.base import check_meta
 from core.thumbnails import thumb_path, write_thumb
 from core.zero_shot import ZeroShotClassifier, classifier_spec
-from search import results
+from search import diversity, refine, results
 from search.cache import QueryCache
+from search.duplicates import MAX_BITS as DUPLICATE_BITS
+from search.duplicates import DuplicateBook, DuplicatePage, book_path, listing
 from search.errors import (
+    BadQuery,
     Busy,
     EmptyQuery,
     FileMissing,
@@ -56,12 +62,13 @@ from search.errors import (
     SearchError,
     StoreBroken,
     StoreDown,
+    TooManyExamples,
     UnknownClass,
     UnknownImage,
     UnsupportedUpload,
 )
 from search.files import ServedFile, VerifiedFiles, open_indexed
-from search.query import DEFAULT_K, MAX_K, Query, StoredTerm, TextTerm, UploadTerm
+from search.query import DEFAULT_K, MAX_EXAMPLES, MAX_K, MAX_WEIGHT, Query, StoredTerm, TextTerm, UploadTerm
 from search.switch import ReadWriteLock
 from search.text_router import TextEncoder
 from search.text_towers import Encoded, TextTowers, TowerState
@@ -143,6 +150,7 @@ class SearchService:
         self._mismatch: str | None = None
         self._mismatch_checked_at = float("-inf")
         self.switching = ReadWriteLock()
+        self._book: DuplicateBook | None = None
 
     # -- loading and readiness ---------------------------------------------------------------------
     def load_in_background(self) -> None:
@@ -330,39 +338,57 @@ class SearchService:
     # -- the verbs ---------------------------------------------------------------------------------
     @store_calls
     def search(self, query: Query) -> results.Page:
-        """One page of the photos nearest to what the query is about."""
+        """One page of the photos nearest to what the query is about (its examples combined by
+        `search/refine.py`; with `diverse`, reordered by MMR, `search/diversity.py`)."""
         started = time.perf_counter()
-        if isinstance(query.about, TextTerm):
-            normalised_text(query.about.text)  # an empty text is refused before anything else
+        check_examples(query)  # too many examples, a bad weight or an empty text: refused before any work
         _, store = self.require_ready()
         label = self.check_class(query.filters.label)
         k, offset = query.page.k, query.page.offset
-        # No collection yet (nothing ingested): an empty page that says why, not an outage. A text is
+        # No collection yet (nothing ingested): an empty page that says why, not an outage. Texts are
         # not even encoded; an upload is still checked (a bad one is a 415), a stored id is a 404.
-        if isinstance(query.about, TextTerm) and not self.library_exists():
+        texts_only = all(isinstance(e.term, TextTerm) for e in query.all_examples)
+        if texts_only and not self.library_exists():
             return results.Page([], k, offset, None, _ms_since(started), reason=EMPTY_LIBRARY)
-        # A text's vector comes with the tower that made it: `min_score` is read in that tower's scores.
-        encoded = self.text_embedding(query.about) if isinstance(query.about, TextTerm) else None
-        vector, exclude = (encoded.vector, None) if encoded else self._query_vector(query)
+        vector, exclude, encoded = self._query_vector(query)
         if not self.library_exists():
             return results.Page([], k, offset, None, _ms_since(started), reason=EMPTY_LIBRARY)
-        # One extra result tells whether a next page exists, so next_offset is None on the last page.
         try:
-            hits = store.query(
-                IMAGES,
-                vector,
-                limit=k + 1,
-                offset=offset,
-                label=label,
-                min_score=query.filters.min_score,
-                exclude_id=exclude,
-            )
+            hits = self._hits(store, vector, label, query, exclude)
         except CollectionMissing:  # deleted since it was seen
             return results.empty_library_page(k, offset, _ms_since(started))
         answer = results.page(hits, k, offset, _ms_since(started), self.class_by_id, encoded)
         if not hits and offset == 0 and store.count(IMAGES) == 0:
             answer = results.Page([], k, offset, None, answer.took_ms, reason=EMPTY_LIBRARY)
         return answer
+
+    def _hits(
+        self, store: VectorStore, vector: np.ndarray, label: str | None, query: Query, exclude: list[str]
+    ) -> list[Hit]:
+        """The page's results and one more (it tells whether a next page exists), nearest first."""
+        k, offset = query.page.k, query.page.offset
+        if query.diverse:
+            return self._diverse_hits(store, vector, k + 1 + offset, label, query, exclude)[offset:]
+        if len(exclude) > 1:
+            # Several ids are left out here, not by the engine: a filter of more than one id makes Qdrant
+            # search several times slower, and it fetches `offset` results before a page anyway.
+            nearest = store.query(
+                IMAGES,
+                vector,
+                limit=offset + k + 1 + len(exclude),
+                label=label,
+                min_score=query.filters.min_score,
+            )
+            return [h for h in nearest if h.id not in exclude][offset : offset + k + 1]
+        return store.query(
+            IMAGES,
+            vector,
+            limit=k + 1,
+            offset=offset,
+            label=label,
+            min_score=query.filters.min_score,
+            exclude_id=exclude[0] if exclude else None,
+        )
 
     def library_exists(self) -> bool:
         """Whether the images collection exists (it does once anything was ingested, or indexing began).
@@ -381,16 +407,61 @@ class SearchService:
             return []
         return store.retrieve(IMAGES, ids, with_vectors=with_vectors)
 
-    def _query_vector(self, query: Query) -> tuple[np.ndarray, str | None]:
-        """The query vector, and the id to leave out of the answer (the stored photo itself)."""
-        about = query.about
-        if isinstance(about, TextTerm):
-            return self.text_embedding(about).vector, None
-        if isinstance(about, UploadTerm):
-            return self.upload_vector(about.data), None
-        if isinstance(about, StoredTerm):
-            return self.stored_vector(about.point_id), about.point_id
-        raise TypeError(f"unknown query term {type(about).__name__}")
+    def _diverse_hits(
+        self,
+        store: VectorStore,
+        vector: np.ndarray,
+        wanted: int,
+        label: str | None,
+        query: Query,
+        exclude: list[str],
+    ) -> list[Hit]:
+        """The first `wanted` results in MMR order, chosen from an oversampled set of nearest ones."""
+        pool = store.query(
+            IMAGES,
+            vector,
+            limit=diversity.pool_size(wanted) + len(exclude),
+            label=label,
+            min_score=query.filters.min_score,
+        )
+        pool = [h for h in pool if h.id not in exclude]
+        if not pool:
+            return []
+        stored = {p.id: p.vector for p in store.retrieve(IMAGES, [h.id for h in pool], with_vectors=True)}
+        pool = [h for h in pool if stored.get(h.id) is not None]
+        vectors = np.stack([np.asarray(stored[h.id], dtype=np.float32) for h in pool])
+        prints = [Fingerprint.from_stored(h.payload.get(PHASH_KEY)) for h in pool]
+
+        def same(i: int, j: int) -> bool:
+            a, b = prints[i], prints[j]
+            return a is not None and b is not None and phash_distance(a, b) <= DUPLICATE_BITS
+
+        order = diversity.mmr_order(np.array([h.score for h in pool]), vectors, wanted, same=same)
+        return [pool[i] for i in order]
+
+    def _query_vector(self, query: Query) -> tuple[np.ndarray, list[str], Encoded | None]:
+        """The query vector, the ids to leave out of the answer (the stored photos it is made of), and
+        how the query's own text was encoded when it is about a text (its tower, whether truncated)."""
+        examples = query.all_examples
+        stored_ids = [_point_id(e.term.point_id) for e in examples if isinstance(e.term, StoredTerm)]
+        stored = self.stored_vectors(stored_ids) if stored_ids else {}
+        vectors = []
+        about_text: Encoded | None = None
+        for example in examples:
+            term = example.term
+            if isinstance(term, TextTerm):
+                encoded = self.text_embedding(term)
+                about_text = about_text or (encoded if term is query.about else None)
+                vectors.append(encoded.vector)
+            elif isinstance(term, UploadTerm):
+                vectors.append(self.upload_vector(term.data))
+            elif isinstance(term, StoredTerm):
+                vectors.append(stored[_point_id(term.point_id)])
+            else:
+                raise TypeError(f"unknown query term {type(term).__name__}")
+        if len(vectors) == 1 and examples[0].weight > 0:
+            return vectors[0], stored_ids, about_text
+        return refine.combine(vectors, [e.signed_weight for e in examples]), stored_ids, about_text
 
     def text_vector(self, text: str) -> np.ndarray:
         """The text's embedding (the tower `auto` picks), from the cache when it was asked before."""
@@ -427,10 +498,52 @@ class SearchService:
 
     def stored_vector(self, point_id: str) -> np.ndarray:
         """The stored vector of a photo of the library."""
-        found = self._retrieve([_point_id(point_id)], with_vectors=True)
-        if not found or found[0].vector is None:
+        return self.stored_vectors([_point_id(point_id)])[_point_id(point_id)]
+
+    def stored_vectors(self, point_ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of photos of the library (one store call for those not in the cache);
+        UnknownImage if one is missing.
+
+        A point's vector never changes under its id (the id is its content's hash, the vector the current
+        model's; a model switch starts a fresh cache), so "more like this" and refining with photos on
+        screen skip the store the second time, as a repeated text skips the text tower."""
+        found: dict[str, np.ndarray] = {}
+        missing = []
+        for point_id in dict.fromkeys(point_ids):
+            cached = self.cache.get(("stored", point_id))
+            if cached is None:
+                missing.append(point_id)
+            else:
+                found[point_id] = cached
+        for point in self._retrieve(missing, with_vectors=True) if missing else []:
+            if point.vector is not None:
+                found[point.id] = np.asarray(point.vector, dtype=np.float32)
+                self.cache.put(("stored", point.id), found[point.id])
+        if any(i not in found for i in point_ids):
             raise UnknownImage("No image with this id.")
-        return np.asarray(found[0].vector, dtype=np.float32)
+        return found
+
+    @store_calls
+    def duplicates(self, k: int, offset: int) -> DuplicatePage:
+        """One page of groups of the same photo (search/duplicates.py)."""
+        _, store = self.require_ready()
+        return listing(store, self._duplicate_book(), k, offset)
+
+    @store_calls
+    def not_duplicate(self, representative: str, member: str) -> None:
+        """Remember that `member` is not a duplicate of the group's `representative`."""
+        self.require_ready()
+        book = self._duplicate_book()
+        book.reload()
+        if not book.mark_distinct(_point_id(representative), _point_id(member)):
+            raise UnknownImage("This photo is not in this group of duplicates.")
+        book.save()
+
+    def _duplicate_book(self) -> DuplicateBook:
+        with self._classifier_lock:
+            if self._book is None:
+                self._book = DuplicateBook(book_path(self.settings.data_dir))
+            return self._book
 
     @store_calls
     def classify(self, data: bytes) -> results.ClassifyAnswer:
@@ -554,6 +667,18 @@ class SearchService:
             raise UnsupportedUpload(
                 f"The upload is not a decodable image: {err.reason}.", details={"reason": err.reason}
             ) from None
+
+
+def check_examples(query: Query) -> None:
+    """Refuse, before any work, too many examples, a bad weight or an empty text."""
+    examples = query.all_examples
+    if len(examples) > MAX_EXAMPLES:
+        raise TooManyExamples(f"A query combines at most {MAX_EXAMPLES} examples.")
+    for example in examples:
+        if not 0 < example.weight <= MAX_WEIGHT:
+            raise BadQuery(f"An example's weight must be above 0 and at most {MAX_WEIGHT:g}.")
+        if isinstance(example.term, TextTerm):
+            normalised_text(example.term.text)
 
 
 def normalised_text(text: str) -> str:

@@ -54,7 +54,7 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
 
     assert report["mode"] == "quick" and report["model"] == "tiny"
     assert report["machine"]["cores"] >= 1 and report["machine"]["versions"]["torch"]
-    for section in ("ingest", "query", "store"):
+    for section in ("ingest", "query", "store", "refine"):
         assert "error" not in report[section], report[section].get("trace")
 
     ingest = report["ingest"]
@@ -80,6 +80,11 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
     store = report["store"]
     assert store["points"] == 2000 and store["indexed_vectors"] == 2000
     assert 0.0 <= store["tuned"]["recall_at_12"] <= 1.0
+
+    refine = report["refine"]
+    assert refine["vectors"] == 2000 and refine["queries"]["examples_3_2_p50_ms"] > 0
+    assert refine["duplicates"]["planted_grouped"] == refine["duplicates"]["planted"] == 20
+    assert refine["per_new_photo"]["check_p50_ms"] > 0
 
     assert "| section | measure | value | target | verdict |" in table
     assert "ingest / prototype" in table and "recall@12" in table and "exact rewrites" in table

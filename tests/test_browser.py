@@ -332,7 +332,7 @@ def test_viewer_shows_attribution_and_more_like_this(
     open_app(page, live_server.url)
     page.set_input_files("#file-search", str(library["photo"]))
     expect(cards(page)).to_have_count(12)
-    cards(page).first.locator("button").click()
+    cards(page).first.locator(".card-button").click()
     viewer = page.locator("#viewer")
     expect(viewer).to_be_visible()
     expect(page.locator("#viewer-img")).to_have_attribute("src", f"/images/{photo_id}")
@@ -361,14 +361,14 @@ def test_viewer_shows_attribution_and_more_like_this(
     expect(page.locator("#more")).to_be_hidden()
 
     # Escape closes the viewer and gives the focus back to the card that opened it.
-    cards(page).nth(2).locator("button").click()
+    cards(page).nth(2).locator(".card-button").click()
     expect(viewer).to_be_visible()
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
     assert page.evaluate("document.activeElement.dataset.index") == "2"
 
     # A photo without attribution says so.
-    cards(page).nth(3).locator("button").click()
+    cards(page).nth(3).locator(".card-button").click()
     expect(page.locator("#viewer-attribution")).to_contain_text("No attribution")
     page.locator("#viewer-close").click()
     expect(viewer).to_be_hidden()
@@ -625,7 +625,7 @@ def test_phone_layout(new_page: Any, live_server: Any, library: dict[str, Any]) 
     assert first["width"] > 140
     screenshot(page, "phone-search")
 
-    cards(page).first.locator("button").click()
+    cards(page).first.locator(".card-button").click()
     expect(page.locator("#viewer")).to_be_visible()
     expect(page.locator("#viewer-bars .bar")).to_have_count(3)
     wait_until(page, "() => document.querySelector('#viewer-img').complete")

@@ -21,6 +21,8 @@ def test_a_payload_round_trips_through_the_store_form() -> None:
         labels_version="v1",
         attribution={"author": "Jane"},
         ingested_at="2026-12-01T00:00:00+00:00",
+        phash=("ff" * 32, "0f" * 32),
+        other_paths=("south/a copy.jpg",),
     )
     stored = payload.to_stored()
     assert stored["top3"] == [
@@ -37,6 +39,7 @@ def test_points_written_before_a_key_existed_still_read() -> None:
     assert old.path == "a.jpg" and old.label == "pyramids"
     assert old.sha256 is None and old.attribution is None and old.width is None
     assert old.top3 == (ScoredClass("x", None),)
+    assert old.phash == () and old.other_paths == ()  # points from before near-duplicates
 
 
 def test_label_fields_are_the_label_keys_of_the_full_payload() -> None:

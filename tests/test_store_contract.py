@@ -338,3 +338,20 @@ def test_unreachable_server_is_unavailable() -> None:
             store.ensure_collection(NAME, META)
     finally:
         store.close()
+
+
+def test_combined_examples_query_is_the_brute_force_answer(store: VectorStore) -> None:
+    """The combination rule of search with examples (search/refine.py) over this store's vectors: the
+    answer is the brute-force ranking by the combined vector."""
+    from search.refine import combine
+
+    examples = [IDS[1], IDS[2], IDS[5], IDS[8], IDS[13]]
+    weights = [1.0, 0.5, 2.0, -1.0, -0.5]
+    stored = {p.id: p.vector for p in store.retrieve(NAME, examples, with_vectors=True)}
+    vector = combine([stored[i] for i in examples], weights)  # type: ignore[misc]
+    manual = sum(w * VECTORS[IDS.index(i)] for i, w in zip(examples, weights, strict=True))
+    np.testing.assert_allclose(vector, manual / np.linalg.norm(manual), atol=1e-5)
+    hits = store.query(NAME, vector, limit=COUNT, exact=True)
+    expected = brute_force(vector)
+    assert [h.id for h in hits] == [i for i, _ in expected]
+    np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-5)

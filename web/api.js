@@ -90,18 +90,19 @@ export function classes(signal) {
 }
 
 /** Text → image. Long queries are sent as JSON (POST) so they never hit URL limits. */
-export function search({ q, k, offset = 0, cls = null, signal }) {
+export function search({ q, k, offset = 0, cls = null, diverse = false, signal }) {
   if (q.length > LONG_QUERY) {
     const json = { q, k, offset };
     if (cls) json.class = cls;
+    if (diverse) json.diverse = true;
     return request("/api/search", { method: "POST", json, signal });
   }
-  return request(`/api/search${query({ q, k, offset, class: cls })}`, { signal });
+  return request(`/api/search${query({ q, k, offset, class: cls, diverse: diverse || null })}`, { signal });
 }
 
 /** Image → image, from an uploaded file (never stored by the server). */
-export function searchImage(file, { k, offset = 0, cls = null, signal } = {}) {
-  return request(`/api/search/image${query({ k, offset, class: cls })}`, {
+export function searchImage(file, { k, offset = 0, cls = null, diverse = false, signal } = {}) {
+  return request(`/api/search/image${query({ k, offset, class: cls, diverse: diverse || null })}`, {
     method: "POST",
     body: upload(file),
     signal,
@@ -109,8 +110,33 @@ export function searchImage(file, { k, offset = 0, cls = null, signal } = {}) {
 }
 
 /** More like a stored image, from its stored vector. */
-export function similar(id, { k, offset = 0, cls = null, signal } = {}) {
-  return request(`/api/images/${encodeURIComponent(id)}/similar${query({ k, offset, class: cls })}`, { signal });
+export function similar(id, { k, offset = 0, cls = null, diverse = false, signal } = {}) {
+  const params = query({ k, offset, class: cls, diverse: diverse || null });
+  return request(`/api/images/${encodeURIComponent(id)}/similar${params}`, { signal });
+}
+
+/** Search with examples: positive and negative [{text} | {id} | {upload: "photo"}]; `file` is the upload. */
+export function refined({ positive, negative, file = null, k, offset = 0, cls = null, diverse = false, signal }) {
+  const json = { positive, negative, k, offset, diverse };
+  if (cls) json.class = cls;
+  if (!file) return request("/api/query", { method: "POST", json, signal });
+  const form = new FormData();
+  form.append("query", JSON.stringify(json));
+  form.append("photo", file, file.name || "image");
+  return request("/api/query", { method: "POST", body: form, signal });
+}
+
+/** A page of groups of duplicates. */
+export function duplicates({ k, offset = 0, signal } = {}) {
+  return request(`/api/duplicates${query({ k, offset })}`, { signal });
+}
+
+/** Remember that a photo is not a duplicate of its group's representative. */
+export function notDuplicate(representative, id) {
+  return request(`/api/duplicates/${encodeURIComponent(representative)}/not-duplicate`, {
+    method: "POST",
+    json: { id },
+  });
 }
 
 export function image(id, signal) {

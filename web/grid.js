@@ -52,7 +52,15 @@ function card(item, index) {
     ]),
   ]);
   button.dataset.index = String(index);
-  return node("li", { class: "card" }, [button]);
+  // "More like this" / "less like this" refine the results in place (refine.js handles the clicks).
+  const refine = node("div", { class: "card-refine" }, [
+    node("button", { type: "button", class: "refine-btn", "aria-label": t("refineMoreLabel", { label }), title: t("refineMore"), text: "+" }),
+    node("button", { type: "button", class: "refine-btn", "aria-label": t("refineLessLabel", { label }), title: t("refineLess"), text: "−" }),
+  ]);
+  refine.firstChild.dataset.refine = "1";
+  refine.lastChild.dataset.refine = "-1";
+  for (const b of refine.children) b.dataset.index = String(index);
+  return node("li", { class: "card" }, [button, refine]);
 }
 
 /** Show that a page is on its way (skeletons for a first page, a busy "Load more" for the next), or no longer. */

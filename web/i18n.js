@@ -271,6 +271,11 @@ const MESSAGES = {
   },
 };
 
+/** Add a widget's own texts (refine.js, duplicates.js keep theirs beside their code). */
+export function addMessages(more) {
+  for (const code of LANGS) Object.assign(MESSAGES[code], more[code] || {});
+}
+
 let current = initialLang();
 
 function initialLang() {

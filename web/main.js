@@ -7,7 +7,8 @@
 // classify.js ("What is this?"), quality.js (the latest eval report), upload.js (pick, drop, paste), messages.js (status, error, banner),
 // ready.js (waiting for the server), indexing.js (the library being indexed), library.js (stats, classes, footer), limits.js (the server's limits),
 // url.js (the address and history), state.js (the shared state), api.js, i18n.js, dom.js, bars.js,
-// backoff.js (every retry waits longer after each failure).
+// backoff.js (every retry waits longer after each failure),
+// refine.js (more / less like this, words, chips, diversity), duplicates.js (the Duplicates view).
 // A module imports only modules below it. Where a widget below search.js must start a search (Load more,
 // More like this, Clear, a 503), it calls back a function wired here, so no import goes round in a circle.
 // index.html preloads every module, so the browser fetches them at once rather than level by level.
@@ -17,6 +18,7 @@ import { Backoff } from "./backoff.js";
 import { bindChips, renderChips } from "./chips.js";
 import { bindClassify, renderClassify } from "./classify.js";
 import { bindContext, loadSimilarItem, renderContext } from "./context.js";
+import { bindDuplicates, isDuplicatesView, renderDuplicates, showDuplicates } from "./duplicates.js";
 import { renderEncoder } from "./encoder.js";
 import { bindGrid, renderGrid, renderMore } from "./grid.js";
 import { applyStatic, lang, setLang, t } from "./i18n.js";
@@ -25,6 +27,7 @@ import { loadLibrary, renderFooter } from "./library.js";
 import { hasError, renderMessages, setStatus, whenUnavailable } from "./messages.js";
 import { bindQuality, renderQuality } from "./quality.js";
 import { isReady, markUnready, waitReady } from "./ready.js";
+import { bindRefine, renderRefine } from "./refine.js";
 import { clearQuery, resetResults, runSearch, startSimilar } from "./search.js";
 import { bindSearchBox, focusSearchBox, showQueryText } from "./searchbox.js";
 import { state } from "./state.js";
@@ -41,6 +44,7 @@ function restore() {
   showQueryText(query && query.mode === "text" ? query.q : "");
   if (query && query.mode === "similar") loadSimilarItem(query);
   renderContext();
+  renderRefine();
   if (query) runSearch();
   else resetResults();
 }
@@ -87,6 +91,8 @@ function renderAll() {
   renderIndexing();
   renderChips();
   renderContext();
+  renderRefine();
+  renderDuplicates();
   if (!state.loading) {
     renderGrid({ showEmpty: !hasError() });
     renderMore();
@@ -110,6 +116,8 @@ function bindEvents() {
     },
   });
   bindGrid({ onMore: () => runSearch({ append: true }) });
+  bindRefine();
+  bindDuplicates();
   bindViewer({ onSimilar: startSimilar });
   for (const button of document.querySelectorAll("[data-lang]")) {
     button.addEventListener("click", () => {
@@ -137,7 +145,8 @@ async function boot() {
   await waitReady();
   state.indexing = await ingestStatus().catch(() => null); // the empty-library banner depends on it
   await loadLibrary();
-  restore();
+  if (isDuplicatesView()) await showDuplicates();
+  else restore();
   watchIndexing({ onGrown: refreshAfterIndexing });
   document.documentElement.dataset.ready = "true";
 }

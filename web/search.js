@@ -22,6 +22,7 @@ let searchController = null;
 export function startText(q) {
   closeViewer();
   state.query = { mode: "text", q };
+  state.refine = [];
   pushUrl();
   renderContext();
   runSearch();
@@ -32,6 +33,7 @@ export function startSimilar(item) {
   closeViewer();
   box.value = ""; // the box no longer says what is searched
   state.query = { mode: "similar", id: item.id, item };
+  state.refine = [];
   pushUrl();
   renderContext();
   runSearch().then(() => revealResults());
@@ -43,8 +45,11 @@ export function startImage(file) {
   const previous = state.lastImageQuery;
   if (previous && previous.url) URL.revokeObjectURL(previous.url);
   // The search on screen stays if the server refuses the photo.
-  const before = state.query && state.query.pending ? state.query.before : state.query;
-  state.query = { mode: "image", file, url: URL.createObjectURL(file), pending: true, before };
+  const pendingBefore = state.query && state.query.pending;
+  const before = pendingBefore ? state.query.before : state.query;
+  const refineBefore = pendingBefore ? state.query.refineBefore : state.refine;
+  state.query = { mode: "image", file, url: URL.createObjectURL(file), pending: true, before, refineBefore };
+  state.refine = [];
   state.lastImageQuery = state.query;
   renderContext();
   runSearch().then(() => revealResults());
@@ -53,6 +58,7 @@ export function startImage(file) {
 /** Forget the search on screen ("Clear"). */
 export function clearQuery() {
   state.query = null;
+  state.refine = [];
   pushUrl();
   renderContext();
   resetResults();
@@ -64,10 +70,22 @@ function revealResults() {
 }
 
 function fetchPage(query, offset, signal) {
-  const options = { k: pageSize(), offset, cls: state.cls, signal };
+  const options = { k: pageSize(), offset, cls: state.cls, diverse: state.diverse, signal };
+  if (state.refine.length) return api.refined({ ...refinedQuery(query), ...options });
   if (query.mode === "text") return api.search({ q: query.q, ...options });
   if (query.mode === "image") return api.searchImage(query.file, options);
   return api.similar(query.id, options);
+}
+
+/** The query and its refinements as the examples of POST /api/query. */
+function refinedQuery(query) {
+  const first = query.mode === "text" ? { text: query.q } : query.mode === "image" ? { upload: "photo" } : { id: query.id };
+  const term = (item) => (item.id ? { id: item.id } : { text: item.text });
+  return {
+    positive: [first, ...state.refine.filter((i) => i.sign > 0).map(term)],
+    negative: state.refine.filter((i) => i.sign < 0).map(term),
+    file: query.mode === "image" ? query.file : null,
+  };
 }
 
 /** Fetch the first page of the state's query (or, with append, its next page) and show it; true once shown. */
@@ -93,6 +111,7 @@ export async function runSearch({ append = false } = {}) {
       // A search by photo enters the history once the server has accepted the photo.
       query.pending = false;
       query.before = null;
+      query.refineBefore = null;
       box.value = "";
       pushUrl();
     }
@@ -111,6 +130,7 @@ export async function runSearch({ append = false } = {}) {
       // the search that was on screen before it.
       if (query.url) URL.revokeObjectURL(query.url);
       state.query = query.before || null;
+      state.refine = query.refineBefore || [];
       state.lastImageQuery = null;
       renderContext();
       renderGrid({ showEmpty: false });

@@ -8,6 +8,8 @@ export const state = {
   k: null, // results per page asked for in the address; null: the server's default (limits.js pageSize)
   query: null, // {mode: "text", q} | {mode: "image", file, url, pending} | {mode: "similar", id, item}
   lastImageQuery: null, // so Back/Forward can return to a search by photo
+  refine: [], // refinements of the query (refine.js): [{sign: 1 | -1, id} | {sign: 1 | -1, text}]
+  diverse: false, // hide near-identical results (MMR)
   results: [],
   nextOffset: null,
   tookMs: 0,

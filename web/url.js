@@ -1,5 +1,6 @@
-// The address and the history: which search is on screen (q, similar, class, k), so a search can be
-// shared, reloaded and walked with Back/Forward. A search by photo has no address: history.state marks it.
+// The address and the history: which search is on screen (q, similar, class, k, its refinements and
+// diversity), so a search can be shared, reloaded and walked with Back/Forward (each refinement is a
+// step). A search by photo has no address: history.state marks it.
 
 import { defaultK, maxK, pageSize } from "./limits.js";
 import { state } from "./state.js";
@@ -11,6 +12,7 @@ function urlFor() {
   if (query && query.mode === "similar") params.set("similar", query.id);
   if (state.cls) params.set("class", state.cls);
   if (pageSize() !== defaultK()) params.set("k", String(pageSize()));
+  writeRefine(params);
   const text = params.toString();
   return location.pathname + (text ? `?${text}` : "");
 }
@@ -31,6 +33,7 @@ export function readUrl() {
   const most = maxK();
   state.k = k >= 1 && (most === null || k <= most) ? k : null;
   state.cls = params.get("class") || null;
+  readRefine(params);
   const q = (params.get("q") || "").trim();
   const similarId = params.get("similar");
   if (q) {
@@ -42,4 +45,27 @@ export function readUrl() {
   } else {
     state.query = null;
   }
+}
+
+// Refinements: "more"/"less" hold library photo ids, "and"/"not" hold words; "diverse=1".
+const REFINE_PARAMS = [
+  ["more", 1, "id"],
+  ["less", -1, "id"],
+  ["and", 1, "text"],
+  ["not", -1, "text"],
+];
+
+function writeRefine(params) {
+  for (const [name, sign, kind] of REFINE_PARAMS) {
+    for (const item of state.refine) if (item.sign === sign && item[kind]) params.append(name, item[kind]);
+  }
+  if (state.diverse) params.set("diverse", "1");
+}
+
+function readRefine(params) {
+  state.refine = [];
+  for (const [name, sign, kind] of REFINE_PARAMS) {
+    for (const value of params.getAll(name)) if (value.trim()) state.refine.push({ sign, [kind]: value.trim() });
+  }
+  state.diverse = params.get("diverse") === "1";
 }

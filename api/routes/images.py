@@ -25,4 +25,5 @@ def image_meta(point_id: str) -> ImageRecord:
 @blp.response(200, SearchResponse)
 def similar(args: dict[str, Any], point_id: str) -> Page:
     """More like this: nearest images to a stored one, itself excluded."""
-    return service().search(Query(StoredTerm(point_id), filters(args), page_request(args)))
+    query = Query(StoredTerm(point_id), filters(args), page_request(args), diverse=args["diverse"])
+    return service().search(query)

@@ -14,7 +14,9 @@ blp = Blueprint("search", __name__, url_prefix="/api", description="Text and ima
 
 
 def _text_search(args: dict[str, Any]) -> Page:
-    query = Query(TextTerm(args["q"], args["text_encoder"]), filters(args), page_request(args))
+    query = Query(
+        TextTerm(args["q"], args["text_encoder"]), filters(args), page_request(args), diverse=args["diverse"]
+    )
     return service().search(query)
 
 
@@ -41,5 +43,5 @@ def search_post(args: dict[str, Any]) -> Page:
 @blp.response(200, SearchResponse)
 def search_image(args: dict[str, Any], files: dict[str, Any]) -> Page:
     """Image to image: the photos most similar to an uploaded one (never stored)."""
-    query = Query(UploadTerm(read_upload(files)), filters(args), page_request(args))
+    query = Query(UploadTerm(read_upload(files)), filters(args), page_request(args), diverse=args["diverse"])
     return service().search(query)
