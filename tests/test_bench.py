@@ -40,7 +40,7 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
             "--quiet-wait",
             "0",
             "--only",
-            "ingest,query,store",  # the multilingual section: tests/test_bench_multilingual.py
+            "ingest,query,store,refine",  # the multilingual section: tests/test_bench_multilingual.py
         ],
         cwd=REPO,
         env=env,

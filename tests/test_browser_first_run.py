@@ -167,7 +167,7 @@ def test_a_photo_whose_file_is_gone_shows_its_thumbnail_and_says_so(page: Any, l
     page.route(
         f"**{image_url}", lambda route: route.fulfill(status=404, content_type="application/json", body=body)
     )
-    first.locator("button").click()
+    first.locator("button.card-button").click()
     expect(page.locator("#viewer-gone")).to_have_text(
         "The file of this photo is no longer in the library; this is its thumbnail."
     )
@@ -188,7 +188,7 @@ def test_the_box_follows_the_search_and_a_refused_upload_keeps_the_results(
 ) -> None:
     open_app(page, live_server.url)
     search(page, "Eiffel Tower at night")
-    cards(page).nth(1).locator("button").click()
+    cards(page).nth(1).locator("button.card-button").click()
     page.get_by_role("button", name="More like this").click()
     expect(cards(page)).to_have_count(11)
     expect(page.locator("#q")).to_have_value("")  # the box no longer claims the old text
