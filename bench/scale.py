@@ -446,7 +446,7 @@ def run(
         shutil.rmtree(shard, ignore_errors=True)
         built = _in_fresh_process(build, str(shard), layout, str(library), str(places_file))
         log(f"{layout}: measuring queries")
-        efs = ",".join(str(e) for e in [settings.hnsw_ef, *extra_efs])
+        efs = ",".join(str(e) for e in dict.fromkeys([settings.hnsw_ef, *extra_efs]))
         measured = _in_fresh_process(
             measure, str(shard), layout, str(queries_file), str(truth_file), rounds, efs
         )
@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=400, help="query vectors (half photo, half text)")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the queries when timing")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated: int8, float32")
-    parser.add_argument("--ef", default="256", help="hnsw_ef values measured besides HNSW_EF's")
+    parser.add_argument("--ef", default="128,512", help="hnsw_ef values measured besides HNSW_EF's")
     parser.add_argument("--workdir", type=Path, default=None, help="where vectors and stores go (temp)")
     parser.add_argument("--out", type=Path, default=RESULTS / "scale", help="writes OUT.json and OUT.md")
     parser.add_argument("--render", type=Path, default=None, help="only rewrite OUT.md from this report JSON")

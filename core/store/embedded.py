@@ -78,7 +78,7 @@ class EmbeddedStore(VectorStore):
     def __init__(
         self,
         root: Path,
-        hnsw_ef: int = 128,
+        hnsw_ef: int = 256,
         indexing_threshold_kb: int = 10000,
         tuning: StoreTuning | None = None,
     ) -> None:

@@ -78,7 +78,7 @@ class ServerStore(VectorStore):
         url: str,
         api_key: str | None = None,
         timeout_s: float = 10.0,
-        hnsw_ef: int = 128,
+        hnsw_ef: int = 256,
         indexing_threshold_kb: int = 10000,
         client: QdrantClient | None = None,
         tuning: StoreTuning | None = None,
