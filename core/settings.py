@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         50_000_000, ge=1_000, description="images with more pixels are refused (decompression bombs)"
     )
-    query_cache_size: int = Field(512, ge=0, description="query vectors cached: texts, and stored photos used as examples")
+    query_cache_size: int = Field(
+        512, ge=0, description="query vectors cached: texts, and stored photos used as examples"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log verbosity")
 
     # gunicorn (api/gunicorn_conf.py)
@@ -230,6 +232,14 @@ class Settings(BaseSettings):
         None,
         description="the multilingual text tower: hub name, name@commit, a local folder, or off; "
         "unset = M-CLIP's when CLIP_MODEL is the default ViT-L/14, else off",
+    )
+
+    # auto: an explicit CLIP_PRECISION (fp32, bf16, fp16) applies to this tower too; otherwise fp16 on
+    # CUDA, bf16 on a CPU with bf16, int8 on other CPUs (core/model/multilingual.py says why).
+    multilingual_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto",
+        description="the multilingual tower's weights; auto = CLIP_PRECISION when set to fp32/bf16/fp16, "
+        "else fp16 on CUDA, bf16 on a CPU with bf16, int8 on other CPUs",
     )
 
     @field_validator("multilingual_model", mode="before")

@@ -129,8 +129,9 @@ class TextTowers:
         if not self.wanted or self.choice.model is None:
             return
         settings = self.settings
-        # CLIP's precision, except int8 (CLIP's opt-in quantization), which this tower does not have.
-        precision = settings.clip_precision if settings.clip_precision != "int8" else "auto"
+        precision = settings.multilingual_precision
+        if precision == "auto" and settings.clip_precision in ("fp32", "bf16", "fp16"):
+            precision = settings.clip_precision  # an explicit CLIP precision holds for both towers
         try:
             tower = MultilingualTextTower(
                 self.choice.model,

@@ -342,3 +342,39 @@ def test_an_explicit_published_tower_for_another_clip_is_refused_before_loading(
     towers.check_fit("openai/clip-vit-base-patch32", 512)
     assert towers.refusal and "clip-vit-large-patch14" in towers.refusal
     assert towers.state().state == "failed" and towers.multilingual is None
+
+
+@pytest.mark.parametrize(
+    ("clip", "multilingual", "expected"),
+    [
+        ("fp32", "auto", "fp32"),  # an explicit CLIP precision holds for both towers
+        ("auto", "auto", "int8"),  # a CPU without bf16
+        ("int8", "auto", "int8"),
+        ("fp32", "int8", "int8"),
+        ("auto", "fp32", "fp32"),
+    ],
+)
+def test_the_towers_precision(
+    make_settings: Callable[..., Settings],
+    tiny_mclip_dir: Path,
+    encoder: ClipModel,
+    monkeypatch: pytest.MonkeyPatch,
+    clip: str,
+    multilingual: str,
+    expected: str,
+) -> None:
+    import core.model.device
+    from search.cache import QueryCache
+    from search.text_towers import TextTowers
+
+    monkeypatch.setattr(core.model.device, "cpu_supports_bf16", lambda: False)
+    settings = make_settings(
+        multilingual_model=str(tiny_mclip_dir),
+        clip_device="cpu",
+        clip_precision=clip,
+        multilingual_precision=multilingual,
+    )
+    towers = TextTowers(settings, QueryCache(4))
+    towers.load(encoder.model_name, encoder.dim)
+    assert towers.state().state == "ready" and towers.multilingual is not None
+    assert towers.multilingual.precision == expected

@@ -23,6 +23,7 @@ from core.model.multilingual import (
     MultilingualTextTower,
     TowerMismatch,
     attention_heads,
+    tower_precision,
 )
 from core.model.rewrites.packed_linear import PackedLinear, packing_works
 from devtools.tiny_mclip import TinyMClip, build_tiny_mclip, unigram_tokenizer
@@ -171,6 +172,39 @@ def test_bf16_is_close_to_fp32_and_keeps_no_fp32_copy(tower: MultilingualTextTow
     vectors = half.encode_texts(TEXTS)
     assert_unit_rows(vectors, len(TEXTS), 16)
     assert float((vectors * tower.encode_texts(TEXTS)).sum(axis=1).min()) > 0.999
+
+
+def test_int8_is_close_to_fp32_and_a_text_never_depends_on_its_batch(
+    tower: MultilingualTextTower, tiny: TinyMClip
+) -> None:
+    """int8 (auto on a CPU without bf16): quantized Linear layers, a bf16 word embedding, fp32 after the
+    embedding sum; each text is encoded alone, so batching with other callers never changes a vector."""
+    quantized = MultilingualTextTower(str(tiny.folder), device="cpu", precision="int8")
+    module = quantized.torch_module()
+    assert not any(type(m) is torch.nn.Linear for m in module.modules()), "every Linear is quantized"
+    assert any(
+        "Quantized" in type(m).__module__ or "quantized" in type(m).__module__ for m in module.modules()
+    )
+    assert module.embeddings.word_embeddings.weight.dtype == torch.bfloat16
+    vectors = quantized.encode_texts(TEXTS)
+    assert_unit_rows(vectors, len(TEXTS), 16)
+    assert float((vectors * tower.encode_texts(TEXTS)).sum(axis=1).min()) > 0.99
+    single = np.concatenate([quantized.encode_texts([text]) for text in TEXTS])
+    np.testing.assert_array_equal(vectors, single)
+
+
+@pytest.mark.parametrize(
+    ("requested", "bf16_cpu", "expected"),
+    [("auto", False, "int8"), ("auto", True, "bf16"), ("fp32", False, "fp32"), ("int8", True, "int8")],
+)
+def test_auto_is_int8_on_a_cpu_without_bf16(
+    tiny: TinyMClip, monkeypatch: pytest.MonkeyPatch, requested: str, bf16_cpu: bool, expected: str
+) -> None:
+    import core.model.device
+
+    monkeypatch.setattr(core.model.device, "cpu_supports_bf16", lambda: bf16_cpu)
+    assert tower_precision(requested, "cpu") == expected
+    assert tower_precision("auto", "cuda") == "fp16"
 
 
 def test_the_embedding_is_one_lookup_table_and_nothing_is_added(
@@ -358,5 +392,10 @@ def test_refuses_a_folder_that_does_not_exist(tmp_path: Path) -> None:
 
 
 def test_refuses_an_unknown_precision(tiny: TinyMClip) -> None:
-    with pytest.raises(ValueError, match="precision 'int8'"):
-        MultilingualTextTower(str(tiny.folder), device="cpu", precision="int8")
+    with pytest.raises(ValueError, match="precision 'int4'"):
+        MultilingualTextTower(str(tiny.folder), device="cpu", precision="int4")
+
+
+def test_int8_runs_on_the_cpu_only(tiny: TinyMClip) -> None:
+    with pytest.raises(ValueError, match="int8 runs on the CPU only"):
+        MultilingualTextTower(str(tiny.folder), device="cuda", precision="int8")

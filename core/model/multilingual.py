@@ -13,11 +13,15 @@ last hidden state over the attention mask, `<s>` and `</s>` included, then the l
 does. Texts are cut at 77 tokens like CLIP's (M-CLIP was trained on captions of at most 32 tokens, and
 its own position limit is 512), never an error; `truncated(texts)` says which were.
 
-Precision as for CLIP: bf16 weights on a CPU with bf16 instructions, fp16 on CUDA, else fp32; the weights
-are created in that dtype and filled from the file, so no fp32 copy is kept. The pooling and the small
-head (3 MB) run in fp32. The 250,002 x 1024 word embedding is an `nn.Embedding`: a row lookup per token,
-no product, and one copy. On the CPU the encoder's Linear layers are packed for oneDNN
-(core/model/rewrites/packed_linear.py) where that dtype packs exactly. All torch work runs on the model thread.
+Precision as for CLIP: bf16 weights on a CPU with bf16 instructions, fp16 on CUDA; the weights are
+created in that dtype and filled from the file, so no fp32 copy is kept. On a CPU without bf16, `auto` is
+int8 (`tower_precision`): a short query is bound by reading the encoder's 303 M Linear weights, 1.2 GB in
+fp32 per query, a quarter of that in int8 (dynamic quantization, as CLIP_PRECISION=int8 does for CLIP);
+there the word embedding is kept in bf16 (a row lookup, added to fp32 position embeddings, so fp32 from
+there on). `fp32` stays available for exact answers. The pooling and the small head (3 MB) run in fp32.
+The 250,002 x 1024 word embedding is an `nn.Embedding`: a row lookup per token, no product, and one copy.
+On the CPU the encoder's Linear layers are packed for oneDNN (core/model/rewrites/packed_linear.py) where
+that dtype packs exactly. All torch work runs on the model thread.
 
 See shared/research/multilingual.md for the checkpoint's layout and the evidence.
 """
@@ -25,8 +29,10 @@ See shared/research/multilingual.md for the checkpoint's layout and the evidence
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,7 +70,7 @@ HEAD = ("LinearTransformation.weight", "LinearTransformation.bias")
 # transformers < 4.31 saved (today's XLM-R builds it, not persistent).
 _UNUSED = ("pooler.", "embeddings.position_ids", "embeddings.token_type_ids")
 _BATCH = 32
-_PRECISIONS = ("fp32", "bf16", "fp16")
+_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 class MultilingualLoadError(RuntimeError):
@@ -98,9 +104,11 @@ class MultilingualTextTower:
         (`TowerMismatch`); any unusable checkpoint raises `MultilingualLoadError` with the reason.
         `pack=False` keeps plain Linear layers (for comparisons)."""
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = tower_precision(precision, self.device)
         if self.precision not in _PRECISIONS:
             raise ValueError(f"multilingual tower precision {self.precision!r}: use one of {_PRECISIONS}")
+        if self.precision == "int8" and self.device != "cpu":
+            raise ValueError("multilingual tower precision int8 runs on the CPU only (dynamic quantization)")
         self.model_name = model
         _check_pairing(model, image_model)  # before fetching 2.2 GB for nothing
         folder, self.revision = resolve_checkpoint(model)
@@ -138,7 +146,10 @@ class MultilingualTextTower:
         xlmr = _xlmr_config(transformer_state, self.folder)
         _check_head(weight, bias, xlmr.hidden_size, config, self.folder)
         _check_tokenizer(self._tokenizer, xlmr, self.folder)
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        # int8 is quantized from fp32 weights, after loading.
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}[
+            self.precision
+        ]
         # Created in the final dtype on the final device, without random init, then filled from the
         # file: no fp32 copy beside the bf16 one, and no 10 s of initialising 560 M parameters.
         with no_init_weights(), torch.device(self.device), _default_dtype(dtype):
@@ -150,11 +161,14 @@ class MultilingualTextTower:
         head = torch.nn.Linear(weight.shape[1], weight.shape[0], device=self.device)
         head.load_state_dict({"weight": weight, "bias": bias})
         head.eval().requires_grad_(False)
-        if self.device == "cpu":
-            if pack:
-                from core.model.rewrites.packed_linear import pack_linears
+        if self.precision == "int8":
+            _quantize(transformer)
+            gc.collect()  # the replaced fp32 Linear layers sit in reference cycles
+        elif self.device == "cpu" and pack:
+            from core.model.rewrites.packed_linear import pack_linears
 
-                pack_linears(transformer, after_each=release_freed_memory)
+            pack_linears(transformer, after_each=release_freed_memory)
+        if self.device == "cpu":
             release_freed_memory()
         return transformer, head
 
@@ -187,9 +201,12 @@ class MultilingualTextTower:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Similar lengths together, so a shared pass pads little.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # int8 quantizes activations with one scale per call: a text is encoded alone there, so its
+        # vector never depends on the texts it happened to share a pass with.
+        batch = 1 if self.precision == "int8" else _BATCH
         with torch.inference_mode():
-            for start in range(0, len(order), _BATCH):
-                rows = order[start : start + _BATCH]
+            for start in range(0, len(order), batch):
+                rows = order[start : start + batch]
                 encodings = self._tokenizer.encode_batch([texts[i] for i in rows])
                 ids = torch.tensor([e.ids for e in encodings], device=self.device)
                 attention = torch.tensor([e.attention_mask for e in encodings], device=self.device)
@@ -199,6 +216,33 @@ class MultilingualTextTower:
                 vectors = torch.nn.functional.normalize(self._head(pooled), dim=-1)
                 out[rows] = vectors.cpu().numpy()
         return out
+
+
+def tower_precision(requested: str, device: str) -> str:
+    """`auto` for this tower: fp16 on CUDA and bf16 on a CPU with bf16, as CLIP's, but int8 on a CPU
+    without bf16, where fp32 reads four times the bytes per query (see the module docstring)."""
+    resolved = resolve_precision(requested, device)
+    if requested == "auto" and device == "cpu" and resolved == "fp32":
+        return "int8"
+    return resolved
+
+
+def _quantize(transformer: Any) -> None:
+    """Give the encoder, in place, int8 Linear layers (weights per tensor, activations quantized per call) and a
+    bf16 word embedding; everything after the embedding sum stays fp32."""
+    import torch
+
+    transformer.embeddings.word_embeddings.to(torch.bfloat16)
+    with warnings.catch_warnings():
+        # torch 2.13 still ships eager dynamic quantization but warns that quantized tensors will go.
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.ao.quantization")
+        torch.ao.quantization.quantize_dynamic(
+            transformer,
+            {torch.nn.Linear},
+            dtype=torch.qint8,
+            inplace=True,  # no second fp32 copy
+        )
 
 
 def resolve_checkpoint(model: str) -> tuple[Path, str | None]:
