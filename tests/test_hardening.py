@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -311,11 +311,18 @@ class FlakyStore(EmbeddedStore):
             raise StoreUnavailable("timed out")
         return super().count(name, label)
 
+    def ping(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise StoreUnavailable("timed out")
+        super().ping()
+
 
 def test_the_breaker_opens_after_repeated_outages_and_recovers_through_a_probe(tmp_path: Path) -> None:
     now = [0.0]
+    probes: list[Callable[[], None]] = []
     inner = FlakyStore(tmp_path / "q")
-    store = CircuitBreakerStore(inner, failures=3, cooldown_s=5, clock=lambda: now[0])
+    store = CircuitBreakerStore(inner, failures=3, cooldown_s=5, clock=lambda: now[0], spawn=probes.append)
     inner.down = True
     for _ in range(3):
         with pytest.raises(StoreUnavailable):
@@ -323,15 +330,49 @@ def test_the_breaker_opens_after_repeated_outages_and_recovers_through_a_probe(t
     assert store.state == "open" and inner.calls == 3
     with pytest.raises(BreakerOpen):
         store.count(IMAGES)
-    assert inner.calls == 3  # failed fast: the store was not asked
+    assert inner.calls == 3 and not probes  # failed fast: the store was not asked
     now[0] = 6.0
-    with pytest.raises(StoreUnavailable):
-        store.count(IMAGES)  # the probe, still down
+    with pytest.raises(BreakerOpen):
+        store.count(IMAGES)  # the cooldown is over: a probe starts, and this caller still fails fast
+    assert store.state == "half_open" and len(probes) == 1 and inner.calls == 3
+    with pytest.raises(BreakerOpen):
+        store.count(IMAGES)  # while it runs, no second probe
+    probes.pop()()  # the probe: still down
     assert inner.calls == 4 and store.state == "open"
     now[0] = 12.0
     inner.down = False
-    assert store.count(IMAGES) == 0 and store.state == "closed"
+    with pytest.raises(BreakerOpen):
+        store.count(IMAGES)
+    probes.pop()()  # it answers: closed
+    assert store.state == "closed" and store.count(IMAGES) == 0
     assert store.root == inner.root  # the adapter's own attributes show through
+
+
+def test_the_breakers_probe_runs_beside_the_callers(tmp_path: Path) -> None:
+    """A real thread: the caller that starts the probe is answered at once, not after the store's timeout."""
+    inner = FlakyStore(tmp_path / "q")
+    release = threading.Event()
+    slow_ping = inner.ping
+
+    def hung_ping() -> None:
+        release.wait(10)
+        slow_ping()
+
+    inner.ping = hung_ping  # type: ignore[method-assign]
+    store = CircuitBreakerStore(inner, failures=1, cooldown_s=0)
+    inner.down = True
+    with pytest.raises(StoreUnavailable):
+        store.count(IMAGES)
+    started = time.monotonic()
+    with pytest.raises(BreakerOpen):
+        store.count(IMAGES)
+    assert time.monotonic() - started < 1.0
+    inner.down = False
+    release.set()
+    deadline = time.monotonic() + 10
+    while store.state != "closed" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.state == "closed" and store.count(IMAGES) == 0
 
 
 def test_a_remote_store_is_opened_behind_the_breaker(settings: Settings) -> None:

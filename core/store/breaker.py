@@ -3,8 +3,9 @@
 A hung Qdrant server makes every store call wait for its timeout (QDRANT_TIMEOUT_S); with every request
 thread waiting, nothing else is answered. After `failures` consecutive outages (StoreUnavailable, the
 adapters' word for timeouts and refused connections) the breaker opens: every call fails at once with
-StoreUnavailable (a 503) for `cooldown_s`. Then one call is let through as a probe (half-open): if it
-answers the breaker closes, if not it opens again. Answers that are not outages (a missing collection,
+StoreUnavailable (a 503) for `cooldown_s`. Then the store is probed in the background (`ping`, half-open)
+while callers still fail fast: no request waits out a timeout for the probe. If it answers the breaker
+closes, if not it opens again for another cooldown. Answers that are not outages (a missing collection,
 damaged files, a model mismatch) pass through untouched and count as the store answering.
 """
 
@@ -37,8 +38,11 @@ class CircuitBreakerStore(VectorStore):
         failures: int = 3,
         cooldown_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        spawn: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
+        """`spawn` runs the background probe (a daemon thread unless given: tests pass a direct call)."""
         self.inner = inner
+        self._spawn = spawn or _in_a_thread
         self.failures = failures
         self.cooldown_s = cooldown_s
         self._clock = clock
@@ -62,13 +66,27 @@ class CircuitBreakerStore(VectorStore):
         with self._lock:
             if self._state == CLOSED:
                 return
-            if self._state == OPEN and self._clock() - self._opened_at >= self.cooldown_s:
-                self._state = HALF_OPEN  # this caller is the probe
-                return
-            raise BreakerOpen(
+            probe = self._state == OPEN and self._clock() - self._opened_at >= self.cooldown_s
+            if probe:
+                self._state = HALF_OPEN
+            refusal = BreakerOpen(
                 f"the store failed {self.failures} times in a row ({self._last_error}); "
                 f"not asked again for {self.cooldown_s:g} s"
             )
+        if probe:
+            self._spawn(self._probe)
+        raise refusal
+
+    def _probe(self) -> None:
+        """Ask the store once (half-open); its answer closes the breaker, an outage opens it again."""
+        try:
+            self.inner.ping()
+        except StoreUnavailable as err:
+            self._record(err)
+        except BaseException:
+            self._record(None)  # it answered, with an error of another kind
+        else:
+            self._record(None)
 
     def _record(self, outage: StoreUnavailable | None) -> None:
         with self._lock:
@@ -183,3 +201,7 @@ class CircuitBreakerStore(VectorStore):
     def label_counts(self, name: str, labels: Sequence[str]) -> dict[str, int]:
         """See VectorStore."""
         return self._call(self.inner.label_counts, name, labels)
+
+
+def _in_a_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="store-breaker-probe", daemon=True).start()
