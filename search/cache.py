@@ -1,45 +1,56 @@
-"""A small thread-safe LRU of text -> vector, so repeated queries skip the text tower."""
+"""A small thread-safe LRU of query -> vector, so repeated queries skip the text tower (or the store)."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from core.metrics import QUERY_CACHE_LOOKUPS
 
+V = TypeVar("V")
 
-class QueryCache:
-    """Least-recently-used vectors by key, with hit and miss counts."""
 
-    def __init__(self, size: int) -> None:
+class LruCache(Generic[V]):
+    """Least-recently-used values by key, with hit and miss counts (and, when `counted`, the
+    query-cache metric)."""
+
+    def __init__(self, size: int, counted: bool = True) -> None:
         self.size = size
-        self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self.counted = counted
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> np.ndarray | None:
-        """The cached vector, refreshed as most recent, or None."""
+    def get(self, key: Hashable) -> V | None:
+        """The cached value, refreshed as most recent, or None."""
         with self._lock:
-            vector = self._items.get(key)
-            if vector is None:
+            value = self._items.get(key)
+            if value is None:
                 self.misses += 1
-                QUERY_CACHE_LOOKUPS.labels(result="miss").inc()
+                if self.counted:
+                    QUERY_CACHE_LOOKUPS.labels(result="miss").inc()
                 return None
             self._items.move_to_end(key)
             self.hits += 1
-            QUERY_CACHE_LOOKUPS.labels(result="hit").inc()
-            return vector
+            if self.counted:
+                QUERY_CACHE_LOOKUPS.labels(result="hit").inc()
+            return value
 
-    def put(self, key: Hashable, vector: np.ndarray) -> None:
-        """Remember a vector, evicting the least recently used."""
+    def put(self, key: Hashable, value: V) -> None:
+        """Remember a value, evicting the least recently used."""
         if self.size <= 0:
             return
         with self._lock:
-            self._items[key] = vector
+            self._items[key] = value
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+class QueryCache(LruCache[np.ndarray]):
+    """Query vectors by key: texts by (tower, model, text), stored photos by ("stored", id)."""

@@ -30,7 +30,7 @@ from core.model.multilingual import (
 )
 from core.model.towers import TextTower
 from core.settings import Settings
-from search.cache import QueryCache
+from search.cache import LruCache, QueryCache
 from search.errors import TowerLoading, TowerOff
 from search.text_router import TextEncoder, auto_choice
 
@@ -93,6 +93,8 @@ class TextTowers:
     def __init__(self, settings: Settings, cache: QueryCache, multilingual: TextTower | None = None) -> None:
         self.settings = settings
         self.cache = cache
+        # Whether a text is cut at the tower's limit, by the same key (a tokenizer's answer never changes).
+        self._truncated: LruCache[bool] = LruCache(cache.size, counted=False)
         self.choice = multilingual_choice(settings)
         self.multilingual = multilingual
         self.refusal: str | None = None  # an explicitly set tower that does not fit: do not serve
@@ -180,7 +182,11 @@ class TextTowers:
         if vector is None:
             vector = tower.encode_texts([text])[0]
             self.cache.put(key, vector)
-        truncated = cut or tower.truncated([text])[0]
+        truncated = self._truncated.get(key)
+        if truncated is None:  # tokenizing again costs about as much as the search itself
+            truncated = tower.truncated([text])[0]
+            self._truncated.put(key, truncated)
+        truncated = cut or truncated
         return Encoded(vector, tower.name, tower.model_name, truncated, fallback)
 
     def _tower_for(
