@@ -223,7 +223,12 @@ def _store(root: Path, layout: str) -> Any:
     from core.store.tuning import StoreTuning
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    tuning = StoreTuning(quantization="int8", vectors_on_disk=True) if layout == "int8" else StoreTuning()
+    graph = {"hnsw_m": settings.hnsw_m, "hnsw_ef_construct": settings.hnsw_ef_construct}
+    tuning = (
+        StoreTuning(quantization="int8", vectors_on_disk=True, **graph)
+        if layout == "int8"
+        else StoreTuning(**graph)
+    )
     return EmbeddedStore(
         root, hnsw_ef=settings.hnsw_ef, indexing_threshold_kb=settings.indexing_threshold_kb, tuning=tuning
     )
@@ -432,6 +437,8 @@ def run(
         "k": K,
         "rounds": rounds,
         "hnsw_ef": settings.hnsw_ef,
+        "hnsw_m": settings.hnsw_m,
+        "hnsw_ef_construct": settings.hnsw_ef_construct,
         "indexing_threshold_kb": settings.indexing_threshold_kb,
         "cores": cores(),
         "how_the_vectors_were_made": (__doc__ or "").split("How the vectors are made")[1].split("\n\n")[0],
@@ -499,7 +506,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Scale bench: {report['size']:,} x {report['dim']} vectors, embedded store",
         "",
-        f"{report['cores']} cores; HNSW_EF={report['hnsw_ef']}, INDEXING_THRESHOLD_KB="
+        f"{report['cores']} cores; HNSW_EF={report['hnsw_ef']}, HNSW_M={report.get('hnsw_m', 16)}, "
+        f"HNSW_EF_CONSTRUCT={report.get('hnsw_ef_construct', 128)}, INDEXING_THRESHOLD_KB="
         f"{report['indexing_threshold_kb']}; {report['queries']} queries x {report['rounds']} rounds; "
         f"recall@{report['k']} against FAISS IndexFlatIP.",
         "",

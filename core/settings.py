@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     qdrant_timeout_s: float = Field(10.0, gt=0, le=600, description="timeout of one Qdrant server call")
     # 256: recall@12 >= 0.98 on text-like queries at 100,000 photos (128 gave 0.96); p50 still < 1 ms.
     hnsw_ef: int = Field(256, ge=4, le=4096, description="HNSW search beam width (recall vs speed)")
+    # The graph of a new collection (a change needs `make ingest ARGS=--recreate`): more links and a wider
+    # build beam find text-like queries (far from every photo) better in a big library, at build time.
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW links per vector of a new collection")
+    hnsw_ef_construct: int = Field(
+        128,
+        ge=8,
+        le=4096,
+        description="HNSW build beam width of a new collection (graph quality vs build time)",
+    )
     indexing_threshold_kb: int = Field(
         10000, ge=0, description="Qdrant builds HNSW for a segment above this size (KB); 0 = never"
     )

@@ -137,7 +137,11 @@ class EmbeddedStore(VectorStore):
             if self._shard(name) is None:
                 config = EdgeConfig(
                     vectors=_vector_params(int(meta["dim"]), self._tuning_for(name)),
-                    hnsw_config=HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10000),
+                    hnsw_config=HnswIndexConfig(
+                        m=self.tuning.hnsw_m,
+                        ef_construct=self.tuning.hnsw_ef_construct,
+                        full_scan_threshold=10000,
+                    ),
                     optimizers=EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb),
                 )
                 self.root.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,7 @@ class ServerStore(VectorStore):
                 distance=models.Distance.COSINE,
                 on_disk=True if vector_tuning.vectors_on_disk else None,
             ),
-            hnsw_config=models.HnswConfigDiff(m=16, ef_construct=128),
+            hnsw_config=models.HnswConfigDiff(m=tuning.hnsw_m, ef_construct=tuning.hnsw_ef_construct),
             optimizers_config=models.OptimizersConfigDiff(indexing_threshold=self.indexing_threshold_kb),
             quantization_config=_quantization_config(vector_tuning),
             shard_number=tuning.shards,

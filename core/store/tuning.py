@@ -1,4 +1,5 @@
-"""How a collection is laid out for scale: quantized image vectors, originals on disk, a cluster's shards.
+"""How a collection is laid out for scale: quantized image vectors, originals on disk, a cluster's shards,
+the HNSW graph's degree and build beam.
 
 Both adapters read one `StoreTuning`; the embedded store ignores the cluster fields (it is one shard).
 A collection takes its layout when it is created: changing these settings on an existing collection
@@ -18,7 +19,8 @@ Quantization = Literal["none", "int8"]
 
 @dataclass(frozen=True)
 class StoreTuning:
-    """Quantization, placement and cluster layout of a new collection, and the matching search params."""
+    """Quantization, placement, cluster layout and HNSW graph of a new collection, and the matching search
+    params."""
 
     quantization: Quantization = "none"
     quantile: float = 0.99
@@ -28,6 +30,8 @@ class StoreTuning:
     shards: int = 1
     replication_factor: int = 1
     write_consistency: int = 1
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 128
 
     @property
     def quantized(self) -> bool:
@@ -46,4 +50,6 @@ class StoreTuning:
             shards=settings.qdrant_shards,
             replication_factor=settings.qdrant_replication_factor,
             write_consistency=settings.qdrant_write_consistency,
+            hnsw_m=settings.hnsw_m,
+            hnsw_ef_construct=settings.hnsw_ef_construct,
         )
