@@ -110,6 +110,8 @@ def test_tuning_comes_from_settings() -> None:
         qdrant_shards=6,
         qdrant_replication_factor=2,
         qdrant_write_consistency=2,
+        hnsw_m=32,
+        hnsw_ef_construct=256,
     )
     assert StoreTuning.from_settings(settings) == StoreTuning(
         quantization="int8",
@@ -120,6 +122,8 @@ def test_tuning_comes_from_settings() -> None:
         shards=6,
         replication_factor=2,
         write_consistency=2,
+        hnsw_m=32,
+        hnsw_ef_construct=256,
     )
     assert StoreTuning.from_settings(Settings()) == StoreTuning()
 
@@ -198,6 +202,8 @@ def test_server_creates_collections_with_the_cluster_layout(
             qdrant_shards=6,
             qdrant_replication_factor=2,
             qdrant_write_consistency=2,
+            hnsw_m=32,
+            hnsw_ef_construct=256,
         )
     )
     store = ServerStore(url, timeout_s=5, tuning=tuning)
@@ -213,6 +219,7 @@ def test_server_creates_collections_with_the_cluster_layout(
     assert images["vectors"] == {"size": 768, "distance": "Cosine", "on_disk": True}
     assert images["quantization_config"] == {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}
     assert images["metadata"] == {"model": "m", "dim": 768}
+    assert images["hnsw_config"] == {"m": 32, "ef_construct": 256}
     # The prompts collection is spread and replicated the same way, but keeps plain float32 in RAM.
     prompts = created(calls, PROMPTS)
     assert (prompts["shard_number"], prompts["replication_factor"]) == (6, 2)
@@ -233,3 +240,13 @@ def test_server_defaults_send_a_single_unreplicated_shard(
     body = created(calls, IMAGES)
     assert (body["shard_number"], body["replication_factor"], body["write_consistency_factor"]) == (1, 1, 1)
     assert "quantization_config" not in body
+
+
+def test_the_embedded_graph_takes_its_settings(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, tuning=StoreTuning(hnsw_m=24, hnsw_ef_construct=200))
+    try:
+        store.ensure_collection(IMAGES, {"model": "m", "dim": 8})
+    finally:
+        store.close()
+    config = json.loads((tmp_path / IMAGES / "edge_config.json").read_text())
+    assert (config["hnsw_config"]["m"], config["hnsw_config"]["ef_construct"]) == (24, 200)
