@@ -34,6 +34,7 @@ from PIL import Image
 from bench.model import build_model
 from bench.photos import photo_files
 from bench.util import children, memory_status, percentile
+from devtools.hung_qdrant import HungQdrant
 from devtools.live_server import LiveServer, start_gunicorn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -236,30 +237,6 @@ def uploads(server: LiveServer) -> dict[str, Any]:
 
 
 # -- 3. a hung store ---------------------------------------------------------------------------------------------
-class HungQdrant:
-    """Accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
-
-
 def hung_store(model: Path, root: Path, seconds: float) -> dict[str, Any]:
     """Liveness latencies while 32 searches hang on a Qdrant server that never answers."""
     root.mkdir(parents=True, exist_ok=True)

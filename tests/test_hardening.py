@@ -36,6 +36,7 @@ from core.store import IMAGES, StoreUnavailable, VectorStore, open_store  # noqa
 from core.store.breaker import BreakerOpen, CircuitBreakerStore  # noqa: E402
 from core.store.embedded import EmbeddedStore  # noqa: E402
 from core.store.server import ServerStore  # noqa: E402
+from devtools.hung_qdrant import HungQdrant  # noqa: E402
 from devtools.live_server import LiveServer, start_gunicorn  # noqa: E402
 from ingest import handoff  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
@@ -379,31 +380,6 @@ def test_a_remote_store_is_opened_behind_the_breaker(settings: Settings) -> None
     remote = open_store(settings.model_copy(update={"qdrant_url": "http://127.0.0.1:9"}))
     assert isinstance(remote, CircuitBreakerStore) and isinstance(remote.inner, ServerStore)
     assert not isinstance(open_store(settings), CircuitBreakerStore)  # in-process: nothing to hang
-
-
-class HungQdrant:
-    """A TCP server that accepts connections and never answers (a hung Qdrant)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(256)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 @pytest.mark.slow
