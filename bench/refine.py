@@ -129,7 +129,7 @@ def _queries(service: Any, ids: list[str], samples: int) -> dict[str, Any]:
     examples = [pick.sample(ids, 3) for _ in range(samples + 3)]
     for chosen in examples:
         service.stored_vectors(chosen)  # photos on screen: their vectors were fetched once already
-    plain, refined, diverse, overhead = [], [], [], []
+    plain, refined, diverse, overhead, similar = [], [], [], [], []
     for i, chosen in enumerate(examples):
         text_query = Query(TextTerm(texts[2 * i]))
         example_query = Query(
@@ -153,11 +153,15 @@ def _queries(service: Any, ids: list[str], samples: int) -> dict[str, Any]:
         t = time.perf_counter()
         service._query_vector(example_query)  # what refining adds: the examples' vectors, combined
         d = time.perf_counter() - t
+        t = time.perf_counter()
+        service.search(Query(StoredTerm(chosen[0])))  # "more like this": a photo-like vector too
+        e = time.perf_counter() - t
         if i >= 3:  # the first samples warm the caches
             plain.append(a)
             refined.append(b)
             diverse.append(c)
             overhead.append(d)
+            similar.append(e)
     return {
         "samples": samples,
         "plain_text_p50_ms": round(median(plain) * 1000, 3),
@@ -167,6 +171,8 @@ def _queries(service: Any, ids: list[str], samples: int) -> dict[str, Any]:
         "diverse_text_p50_ms": round(median(diverse) * 1000, 3),
         "combine_p50_ms": round(median(overhead) * 1000, 3),
         "plain_plus_combine_vs_plain": round(ratio(median(plain) + median(overhead), median(plain)), 3),
+        "similar_p50_ms": round(median(similar) * 1000, 3),
+        "examples_vs_similar": round(ratio(median(refined), median(similar)), 3),
     }
 
 

@@ -372,6 +372,16 @@ def _refine_checks(refine: dict[str, Any] | None) -> list[Check]:
             "<= 1.2x",
             q["plain_plus_combine_vs_plain"] <= 1.2,
         ),
+        Check(
+            "refine",
+            'the same query vs a plain "more like this" (one stored photo: a photo-like vector, as the '
+            "examples' sum is), p50 ms",
+            f"{q['examples_3_2_p50_ms']:.2f} vs {q['similar_p50_ms']:.2f} = {q['examples_vs_similar']:.2f}x"
+            if "similar_p50_ms" in q
+            else "not measured",
+            "",
+            None,
+        ),
         Check("refine", "diverse (MMR) text search p50 ms", _f(q["diverse_text_p50_ms"]), "", None),
         Check(
             "refine",
