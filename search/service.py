@@ -343,6 +343,7 @@ class SearchService:
         started = time.perf_counter()
         check_examples(query)  # too many examples, a bad weight or an empty text: refused before any work
         _, store = self.require_ready()
+        store.admit()  # a store known to be down: 503 now, before a query is encoded for nothing
         label = self.check_class(query.filters.label)
         k, offset = query.page.k, query.page.offset
         # No collection yet (nothing ingested): an empty page that says why, not an outage. Texts are

@@ -376,6 +376,19 @@ def test_the_breakers_probe_runs_beside_the_callers(tmp_path: Path) -> None:
     assert store.state == "closed" and store.count(IMAGES) == 0
 
 
+def test_an_open_breaker_answers_a_search_before_its_text_is_encoded(library: Library) -> None:
+    """A store known to be down costs a search nothing: 503 at once, no text-tower pass spent on it."""
+    store = CircuitBreakerStore(library.store, failures=1, cooldown_s=60)
+    client = library.app(store).test_client()
+    assert client.get("/api/search", query_string={"q": "first"}).status_code == 200
+    store._record(StoreUnavailable("timed out"))  # as a timed-out call would
+    assert store.state == "open"
+    wonders = client.application.extensions["wonders"]
+    misses = wonders.cache.misses
+    assert_error(client.get("/api/search", query_string={"q": "never encoded"}), 503)
+    assert wonders.cache.misses == misses, "the text was encoded for an answer that could not come"
+
+
 def test_a_remote_store_is_opened_behind_the_breaker(settings: Settings) -> None:
     remote = open_store(settings.model_copy(update={"qdrant_url": "http://127.0.0.1:9"}))
     assert isinstance(remote, CircuitBreakerStore) and isinstance(remote.inner, ServerStore)

@@ -124,6 +124,11 @@ class VectorStore(abc.ABC):
     def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot answer."""
 
+    def admit(self) -> None:
+        """Raise StoreUnavailable at once when calls are known to fail now (an open breaker), so a
+        caller spends nothing (encoding a query) on an answer that cannot come; nothing otherwise."""
+        return None
+
     # -- switching collections (re-indexing with another model, restoring) -----------------------------
     @abc.abstractmethod
     def collection_target(self, name: str) -> str:

@@ -178,6 +178,10 @@ class CircuitBreakerStore(VectorStore):
         """See VectorStore."""
         self._call(self.inner.ping)
 
+    def admit(self) -> None:
+        """BreakerOpen while the breaker is open or probing (starting the probe when it is due)."""
+        self._admit()
+
     def close(self) -> None:
         """Close the inner store (never refused by the breaker)."""
         self.inner.close()
