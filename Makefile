@@ -86,7 +86,7 @@ bench: setup ## quick benchmark (bounded time); `make bench-full` for the publis
 bench-full: setup
 	$(PY) -m bench
 
-bench-scale: setup ## a million 768-d vectors in the embedded store (long: ~1 h on 2 cores; ARGS=--size 100000)
+bench-scale: setup ## a million 768-d vectors in the embedded store (long: ~15 min a layout on 2 cores, float32 longer; ARGS=--size 100000)
 	$(PY) -m bench.scale $(ARGS)
 
 dataset: setup ## download a CC-licensed landmark library into images/
