@@ -728,9 +728,11 @@ def settle_loaded_objects() -> None:
     The model, the libraries and the app live as long as the process: with ViT-L/14 that is about
     500,000 objects, which a full collection walks in ~260 ms on this project's reference CPU, stalling
     every request thread to find nothing. Frozen, they are skipped; objects made later are collected
-    as before. Health and readiness requests in flight at that moment are frozen too, so a reference
-    cycle among their objects is never collected: a few kilobytes, once."""
-    gc.collect()
+    as before. Only the young generations are collected first: a full collection here is itself that
+    stall, and it came while the service already answered (liveness took 260-370 ms once, at the end of
+    a load that waited on a hung store). Cyclic garbage that reached the old generation while loading,
+    and requests in flight at that moment, stay frozen: a little memory, once."""
+    gc.collect(1)
     gc.freeze()
 
 
