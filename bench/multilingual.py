@@ -21,13 +21,21 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.query import SUBJECTS
-from bench.util import CpuWindow, children, cores, median, memory_status, percentile, ratio, wait_for_quiet
+from bench.util import (
+    CpuWindow,
+    children,
+    concurrent_load,
+    median,
+    memory_status,
+    percentile,
+    ratio,
+    wait_for_quiet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -228,52 +236,12 @@ def run(
 
 def _mixed_load(url: str, worker: int, clients: int, per_client: int) -> dict[str, Any]:
     """`clients` threads, each with its own connection, alternating Russian and English queries."""
-    import requests
 
-    errors: list[str] = []
-    latencies: list[float] = []
-    lock = threading.Lock()
+    def send(own: Any, n: int, j: int) -> Any:
+        q = query(n * 1000 + j, "c", (n + j) % 2 == 0)
+        return own.get(f"{url}/api/search", params={"q": q, "k": 12}, timeout=600)
 
-    def client(n: int) -> None:
-        own = requests.Session()
-        for j in range(per_client):
-            q = query(n * 1000 + j, "c", (n + j) % 2 == 0)
-            begun = time.perf_counter()
-            try:
-                response = own.get(f"{url}/api/search", params={"q": q, "k": 12}, timeout=600)
-                ok, detail = response.status_code == 200, f"{response.status_code}: {response.text[:200]}"
-            except requests.RequestException as err:
-                ok, detail = False, f"{type(err).__name__}: {err}"
-            with lock:
-                latencies.append(time.perf_counter() - begun)
-                if not ok:
-                    errors.append(detail)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    wait_for_quiet((worker,))
-    with CpuWindow((worker,)) as window:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    total = clients * per_client
-    cpu_per_request = window.own / total
-    allowed = cores() / cpu_per_request if cpu_per_request else 0.0
-    throughput = total / window.wall
-    return {
-        "clients": clients,
-        "requests": total,
-        "errors": len(errors),
-        "error_samples": errors[:3],
-        "throughput_rps": round(throughput, 3),
-        "server_cpu_s_per_request": round(cpu_per_request, 4),
-        "cores_allow_rps": round(allowed, 3),
-        "efficiency": round(ratio(throughput, allowed), 3),
-        "server_cores_busy": round(window.own_cores, 2),
-        "other_cores": round(window.other_cores, 2),
-        "latency_p50_ms": round(median(latencies) * 1000, 1),
-        "latency_p95_ms": round(percentile(latencies, 95) * 1000, 1),
-    }
+    return concurrent_load(worker, clients, per_client, send)
 
 
 # The targets of issue 14.

@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.util import CpuWindow, children, cores, median, memory_status, percentile, ratio, wait_for_quiet
+from bench.util import (
+    CpuWindow,
+    children,
+    concurrent_load,
+    median,
+    memory_status,
+    percentile,
+    ratio,
+    wait_for_quiet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -194,58 +202,12 @@ def run(
         }
 
         def load(kind: str, per_client: int) -> dict[str, Any]:
-            errors: list[str] = []
-            latencies: list[float] = []
-            lock = threading.Lock()
+            def send(own: requests.Session, n: int, j: int) -> requests.Response:
+                if kind == "text_search":
+                    return get_search(distinct_query(n * 1_000 + j, "c"), own)
+                return post_image("/api/search/image" if kind == "image_search" else "/api/classify", own)
 
-            def client(n: int) -> None:
-                own = requests.Session()
-                for j in range(per_client):
-                    t = time.perf_counter()
-                    try:
-                        if kind == "text_search":
-                            response = get_search(distinct_query(n * 1_000 + j, "c"), own)
-                        elif kind == "image_search":
-                            response = post_image("/api/search/image", own)
-                        else:
-                            response = post_image("/api/classify", own)
-                        ok = response.status_code == 200
-                        detail = f"{response.status_code}: {response.text[:200]}"
-                    except requests.RequestException as err:
-                        ok, detail = False, f"{type(err).__name__}: {err}"
-                    with lock:
-                        latencies.append(time.perf_counter() - t)
-                        if not ok:
-                            errors.append(detail)
-
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(concurrent_clients)]
-            wait_for_quiet((worker,))
-            client_cpu = os.times()
-            with CpuWindow((worker,)) as window:
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-            client_cpu_s = sum(os.times()[:2]) - sum(client_cpu[:2])
-            total = concurrent_clients * per_client
-            throughput = total / window.wall
-            cpu_per_request = window.own / total
-            allowed = cores() / cpu_per_request if cpu_per_request else 0.0
-            return {
-                "clients": concurrent_clients,
-                "requests": total,
-                "errors": len(errors),
-                "error_samples": errors[:3],
-                "throughput_rps": round(throughput, 3),
-                "server_cpu_s_per_request": round(cpu_per_request, 4),
-                "cores_allow_rps": round(allowed, 3),
-                "efficiency": round(ratio(throughput, allowed), 3),
-                "server_cores_busy": round(window.own_cores, 2),
-                "client_cores": round(client_cpu_s / window.wall, 2),
-                "other_cores": round(max(0.0, window.other_cores - client_cpu_s / window.wall), 2),
-                "latency_p50_ms": round(median(latencies) * 1000, 1),
-                "latency_p95_ms": round(percentile(latencies, 95) * 1000, 1),
-            }
+            return concurrent_load(worker, concurrent_clients, per_client, send)
 
         result["concurrent"] = {
             "text_search": load("text_search", requests_per_client_text),

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import requests
 
 
 def median(values: Sequence[float]) -> float:
@@ -190,3 +194,63 @@ def wait_for_quiet(
         waited = time.perf_counter() - started
         if sample.other_cores < threshold or waited >= max_wait:
             return waited
+
+
+def concurrent_load(
+    worker: int,
+    clients: int,
+    per_client: int,
+    send: Callable[[requests.Session, int, int], requests.Response],
+) -> dict[str, Any]:
+    """`clients` threads, each with its own connection, each sending `per_client` requests
+    (`send(session, client, j)`), against the server process `worker`: errors, throughput beside what
+    the cores allow (cores / the server's CPU-seconds per request), latencies, and the CPU of the
+    clients themselves (this process), which is left out of `other_cores`."""
+    import requests
+
+    errors: list[str] = []
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        own = requests.Session()
+        for j in range(per_client):
+            begun = time.perf_counter()
+            try:
+                response = send(own, n, j)
+                ok, detail = response.status_code == 200, f"{response.status_code}: {response.text[:200]}"
+            except requests.RequestException as err:
+                ok, detail = False, f"{type(err).__name__}: {err}"
+            with lock:
+                latencies.append(time.perf_counter() - begun)
+                if not ok:
+                    errors.append(detail)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    wait_for_quiet((worker,))
+    client_cpu = os.times()
+    with CpuWindow((worker,)) as window:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    client_cpu_s = sum(os.times()[:2]) - sum(client_cpu[:2])
+    total = clients * per_client
+    throughput = total / window.wall
+    cpu_per_request = window.own / total
+    allowed = cores() / cpu_per_request if cpu_per_request else 0.0
+    return {
+        "clients": clients,
+        "requests": total,
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "throughput_rps": round(throughput, 3),
+        "server_cpu_s_per_request": round(cpu_per_request, 4),
+        "cores_allow_rps": round(allowed, 3),
+        "efficiency": round(ratio(throughput, allowed), 3),
+        "server_cores_busy": round(window.own_cores, 2),
+        "client_cores": round(client_cpu_s / window.wall, 2),
+        "other_cores": round(max(0.0, window.other_cores - client_cpu_s / window.wall), 2),
+        "latency_p50_ms": round(median(latencies) * 1000, 1),
+        "latency_p95_ms": round(percentile(latencies, 95) * 1000, 1),
+    }
