@@ -7,8 +7,9 @@ hits), so both sides of the ratio see the same machine at the same moments.
 
 Memory: a fresh process does what the server's loader does, CLIP first, then the multilingual tower
 (search/text_towers.py), in bf16 (the target's precision, whatever `auto` gives on this CPU), and reads
-its resident memory between the two: what the tower adds, beside the size of its weights. (The server's
-own RSS mixes in whatever its requests allocated.)
+its resident memory between the two: what the tower adds, beside the size of its weights; again in the
+precision `auto` serves it in when that is another (int8 on a CPU without bf16). (The server's own RSS
+mixes in whatever its requests allocated.)
 
 The tower: with `real=True`, `devtools.tiny_mclip.build_real_size_mclip`, the published XLM-R-large
 architecture (24 x 1024, 250,002 tokens, 560 M parameters) with random weights; otherwise a small stand-in
@@ -163,11 +164,14 @@ def run(
         "real_size": real,
         "build_s": round(time.perf_counter() - t, 1),
     }
-    # The target is for bf16 weights: measured in bf16 even where the CPU lacks bf16 instructions (then
-    # `auto`, and so the latency below, is fp32).
+    from core.model.device import resolve_device
+    from core.model.multilingual import tower_precision
+
+    # The target is for bf16 weights: measured in bf16 even where the CPU lacks bf16 instructions. The
+    # server below runs the tower in `auto` (int8 on a CPU without bf16): measured too, unless that is bf16.
     result["memory"] = measure_memory(model, tower, "bf16")
-    # And in the precision the server below runs it in (`auto`: int8 on a CPU without bf16).
-    result["memory_served"] = measure_memory(model, tower, "auto")
+    served = tower_precision("auto", resolve_device("auto"))
+    result["memory_served"] = result["memory"] if served == "bf16" else measure_memory(model, tower, "auto")
     env = {
         "CLIP_MODEL": model,
         "CLIP_DEVICE": "auto",

@@ -448,11 +448,12 @@ class SearchService:
         stored = self.stored_vectors(stored_ids) if stored_ids else {}
         vectors = []
         about_text: Encoded | None = None
-        for example in examples:
+        for i, example in enumerate(examples):
             term = example.term
             if isinstance(term, TextTerm):
                 encoded = self.text_embedding(term)
-                about_text = about_text or (encoded if term is query.about else None)
+                if i == 0:  # `about`: the answer says how it was encoded
+                    about_text = encoded
                 vectors.append(encoded.vector)
             elif isinstance(term, UploadTerm):
                 vectors.append(self.upload_vector(term.data))
