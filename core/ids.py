@@ -22,11 +22,13 @@ def image_point_id(sha256: str) -> str:
 
 def is_point_id(text: str) -> bool:
     """True for a canonical lower-case UUID string (what every point id looks like)."""
-    return bool(_UUID_PATTERN.match(text))
+    return bool(_UUID_PATTERN.fullmatch(text))
 
 
 def canonical_point_id(text: str) -> str | None:
     """The canonical form of a point id written any way UUIDs are written, or None if it is not one."""
+    if isinstance(text, str) and _UUID_PATTERN.fullmatch(text):
+        return text  # already canonical: the common case (ids come back as the API gave them)
     try:
         return str(uuid.UUID(text))
     except (ValueError, AttributeError, TypeError):

@@ -25,6 +25,9 @@ class LruCache(Generic[V]):
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        # The metric's children, looked up once: `labels()` per lookup cost as much as the lookup.
+        self._hit_metric = QUERY_CACHE_LOOKUPS.labels(result="hit")
+        self._miss_metric = QUERY_CACHE_LOOKUPS.labels(result="miss")
 
     def get(self, key: Hashable) -> V | None:
         """The cached value, refreshed as most recent, or None."""
@@ -33,12 +36,12 @@ class LruCache(Generic[V]):
             if value is None:
                 self.misses += 1
                 if self.counted:
-                    QUERY_CACHE_LOOKUPS.labels(result="miss").inc()
+                    self._miss_metric.inc()
                 return None
             self._items.move_to_end(key)
             self.hits += 1
             if self.counted:
-                QUERY_CACHE_LOOKUPS.labels(result="hit").inc()
+                self._hit_metric.inc()
             return value
 
     def put(self, key: Hashable, value: V) -> None:

@@ -37,10 +37,9 @@ def combine(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarr
         raise BadQuery("A query needs at least one example.")
     if not any(w > 0 for w in weights):
         raise BadQuery("A query needs at least one positive example, not only ones to move away from.")
-    total = np.zeros(np.asarray(vectors[0]).shape[-1], dtype=np.float64)
-    for vector, weight in zip(vectors, weights, strict=True):
-        unit = np.asarray(vector, dtype=np.float64)
-        total += weight * unit / max(float(np.linalg.norm(unit)), 1e-12)
+    matrix = np.asarray(vectors, dtype=np.float64)
+    scale = np.asarray(weights, dtype=np.float64) / np.maximum(np.linalg.norm(matrix, axis=1), 1e-12)
+    total = scale @ matrix
     norm = float(np.linalg.norm(total))
     if norm < MIN_NORM:
         raise BadQuery("The examples cancel each other out; nothing is left to search for.")

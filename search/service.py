@@ -446,6 +446,7 @@ class SearchService:
         examples = query.all_examples
         stored_ids = [_point_id(e.term.point_id) for e in examples if isinstance(e.term, StoredTerm)]
         stored = self.stored_vectors(stored_ids) if stored_ids else {}
+        next_stored = iter(stored_ids)  # the stored terms' canonical ids, in the examples' order
         vectors = []
         about_text: Encoded | None = None
         for i, example in enumerate(examples):
@@ -458,7 +459,7 @@ class SearchService:
             elif isinstance(term, UploadTerm):
                 vectors.append(self.upload_vector(term.data))
             elif isinstance(term, StoredTerm):
-                vectors.append(stored[_point_id(term.point_id)])
+                vectors.append(stored[next(next_stored)])
             else:
                 raise TypeError(f"unknown query term {type(term).__name__}")
         if len(vectors) == 1 and examples[0].weight > 0:

@@ -83,6 +83,7 @@ def test_quick_bench_on_the_tiny_model_writes_a_report(tmp_path: Path) -> None:
 
     refine = report["refine"]
     assert refine["vectors"] == 2000 and refine["queries"]["examples_3_2_p50_ms"] > 0
+    assert refine["queries"]["examples_anywhere_p50_ms"] > 0
     assert refine["duplicates"]["planted_grouped"] == refine["duplicates"]["planted"] == 20
     assert refine["per_new_photo"]["check_p50_ms"] > 0
 
