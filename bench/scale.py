@@ -301,11 +301,14 @@ def disk_usage(shard: Path) -> dict[str, float]:
 def measure(
     root: str, layout: str, queries_file: str, truth_file: str, rounds: int, efs: str, out: str
 ) -> None:
-    """In a fresh process: open the store, warm it, then resident memory, and for each hnsw_ef in `efs`
-    (comma-separated; the first is the product's) recall and latency at 1 and 8 clients."""
+    """In a fresh process: open the store, warm it, then resident memory; recall and latency at 1 and 8
+    clients as the product serves them (photo queries at HNSW_EF, text ones at HNSW_EF_TEXT), and for
+    each hnsw_ef in `efs` (comma-separated) given to every query alike."""
     import core.store.embedded  # noqa: F401 - loaded before the baseline, so its library is not counted
+    from core.settings import Settings
     from core.store.base import IMAGES
 
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
     queries = np.load(queries_file)
     truth = np.load(truth_file)
     before = memory_mib()
@@ -314,27 +317,15 @@ def measure(
     points = store.count(IMAGES)
     open_s = time.perf_counter() - started
     half = len(queries) - len(queries) // 2
+    served_beams = [settings.hnsw_ef] * half + [settings.hnsw_ef_text] * (len(queries) - half)
+    served = _row(store, queries, truth, served_beams, rounds)  # its first pass also warms the store
+    after = memory_mib()
+    resident = resident_by_kind(Path(root))
+    served = {"hnsw_ef": settings.hnsw_ef, "hnsw_ef_text": settings.hnsw_ef_text, **served}
+    log(f"{layout} as served: {json.dumps(served)}")
     sweep = []
-    for n, ef in enumerate(int(e) for e in efs.split(",")):
-        store.hnsw_ef = ef
-        recalls = []
-        for query, want in zip(queries, truth, strict=True):  # the first pass also warms the store
-            got = {uuid.UUID(h.id).int - 1 for h in store.query(IMAGES, query, limit=K)}
-            recalls.append(len(got & set(want.tolist())) / K)
-        if n == 0:
-            after = memory_mib()
-            resident = resident_by_kind(Path(root))
-        sweep.append(
-            {
-                "hnsw_ef": ef,
-                "recall_at_12": round(float(np.mean(recalls)), 4),
-                "recall_at_12_photo_queries": round(float(np.mean(recalls[:half])), 4),
-                "recall_at_12_text_queries": round(float(np.mean(recalls[half:])), 4),
-                "recall_at_12_worst_query": round(float(np.min(recalls)), 4),
-                "one_client": _latencies(store, queries, rounds, clients=1),
-                "eight_clients": _latencies(store, queries, rounds, clients=8),
-            }
-        )
+    for ef in (int(e) for e in efs.split(",")):
+        sweep.append({"hnsw_ef": ef, **_row(store, queries, truth, [ef] * len(queries), rounds)})
         log(f"{layout}: {json.dumps(sweep[-1])}")
     store.close()
     result = {
@@ -344,10 +335,29 @@ def measure(
         "store_rss_anon_mib": round(after["RssAnon"] - before["RssAnon"], 1),
         "store_rss_file_mib": round(after["RssFile"] - before["RssFile"], 1),
         "store_files_resident_mib": resident,
-        **sweep[0],
+        **served,
         "ef_sweep": sweep,
     }
     Path(out).write_text(json.dumps(result))
+
+
+def _row(store: Any, queries: np.ndarray, truth: np.ndarray, beams: list[int], rounds: int) -> dict[str, Any]:
+    """Recall@12 (all, photo half, text half, worst query) and latencies, each query at its own beam."""
+    from core.store.base import IMAGES
+
+    half = len(queries) - len(queries) // 2
+    recalls = []
+    for query, want, beam in zip(queries, truth, beams, strict=True):
+        got = {uuid.UUID(h.id).int - 1 for h in store.query(IMAGES, query, limit=K, hnsw_ef=beam)}
+        recalls.append(len(got & set(want.tolist())) / K)
+    return {
+        "recall_at_12": round(float(np.mean(recalls)), 4),
+        "recall_at_12_photo_queries": round(float(np.mean(recalls[:half])), 4),
+        "recall_at_12_text_queries": round(float(np.mean(recalls[half:])), 4),
+        "recall_at_12_worst_query": round(float(np.min(recalls)), 4),
+        "one_client": _latencies(store, queries, beams, rounds, clients=1),
+        "eight_clients": _latencies(store, queries, beams, rounds, clients=8),
+    }
 
 
 def resident_by_kind(shard_root: Path) -> dict[str, float]:
@@ -365,20 +375,26 @@ def resident_by_kind(shard_root: Path) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(kinds.items())}
 
 
-def _latencies(store: Any, queries: np.ndarray, rounds: int, clients: int) -> dict[str, float]:
-    """Per-query latency (p50, p95, ms) and throughput with `clients` threads querying at once."""
+def _latencies(
+    store: Any, queries: np.ndarray, beams: list[int], rounds: int, clients: int
+) -> dict[str, float]:
+    """Per-query latency (p50, p95, ms; p50 of the photo and the text half too) and throughput with
+    `clients` threads querying at once."""
     from core.store.base import IMAGES
 
-    work = [q for _ in range(rounds) for q in queries]
-    times: list[float] = []
+    half = len(queries) - len(queries) // 2
+    work = [
+        (n, q, beam) for _ in range(rounds) for n, (q, beam) in enumerate(zip(queries, beams, strict=True))
+    ]
+    times: list[tuple[int, float]] = []
     lock = threading.Lock()
 
-    def client(part: list[np.ndarray]) -> None:
+    def client(part: list[tuple[int, np.ndarray, int]]) -> None:
         mine = []
-        for query in part:
+        for n, query, beam in part:
             started = time.perf_counter()
-            store.query(IMAGES, query, limit=K)
-            mine.append(time.perf_counter() - started)
+            store.query(IMAGES, query, limit=K, hnsw_ef=beam)
+            mine.append((n, time.perf_counter() - started))
         with lock:
             times.extend(mine)
 
@@ -389,9 +405,12 @@ def _latencies(store: Any, queries: np.ndarray, rounds: int, clients: int) -> di
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    every = [t for _, t in times]
     return {
-        "p50_ms": round(median(times) * 1000, 3),
-        "p95_ms": round(percentile(times, 95) * 1000, 3),
+        "p50_ms": round(median(every) * 1000, 3),
+        "p95_ms": round(percentile(every, 95) * 1000, 3),
+        "p50_ms_photo_queries": round(median([t for n, t in times if n < half]) * 1000, 3),
+        "p50_ms_text_queries": round(median([t for n, t in times if n >= half]) * 1000, 3),
         "queries_per_s": round(len(work) / wall, 1),
     }
 
@@ -437,6 +456,7 @@ def run(
         "k": K,
         "rounds": rounds,
         "hnsw_ef": settings.hnsw_ef,
+        "hnsw_ef_text": settings.hnsw_ef_text,
         "hnsw_m": settings.hnsw_m,
         "hnsw_ef_construct": settings.hnsw_ef_construct,
         "indexing_threshold_kb": settings.indexing_threshold_kb,
@@ -453,7 +473,7 @@ def run(
         shutil.rmtree(shard, ignore_errors=True)
         built = _in_fresh_process(build, str(shard), layout, str(library), str(places_file))
         log(f"{layout}: measuring queries")
-        efs = ",".join(str(e) for e in dict.fromkeys([settings.hnsw_ef, *extra_efs]))
+        efs = ",".join(str(e) for e in dict.fromkeys([settings.hnsw_ef, settings.hnsw_ef_text, *extra_efs]))
         measured = _in_fresh_process(
             measure, str(shard), layout, str(queries_file), str(truth_file), rounds, efs
         )
@@ -473,20 +493,22 @@ def vectors_and_index_mib(row: dict[str, Any]) -> float:
 
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets: recall@12 >= 0.98 at p50 <= 5 ms (int8), and the int8 layout's resident
-    vectors and index at most half of the float32 layout's (measured) or of float32 vectors (computed)."""
+    """The issue's targets: recall@12 >= 0.98 at p50 <= 5 ms (int8, as served: photo queries at HNSW_EF,
+    text ones at HNSW_EF_TEXT), and the int8 layout's resident vectors and index at most half of the
+    float32 layout's (measured) or of float32 vectors (computed)."""
     layouts = report["layouts"]
     out: dict[str, Any] = {}
     if "int8" in layouts:
         q = layouts["int8"]
-        out["recall_at_12_ge_0.98_at_HNSW_EF"] = q["recall_at_12"] >= 0.98
-        out["p50_le_5ms_one_client_at_HNSW_EF"] = q["one_client"]["p50_ms"] <= 5.0
+        out["recall_at_12_ge_0.98_as_served"] = q["recall_at_12"] >= 0.98
+        out["p50_le_5ms_one_client_as_served"] = q["one_client"]["p50_ms"] <= 5.0
+        out["text_queries_p50_le_5ms_as_served"] = q["one_client"].get("p50_ms_text_queries", 0.0) <= 5.0
         met = [
             r["hnsw_ef"]
             for r in q["ef_sweep"]
             if r["recall_at_12"] >= 0.98 and r["one_client"]["p50_ms"] <= 5
         ]
-        out["int8_smallest_ef_meeting_both"] = met[0] if met else None
+        out["int8_smallest_ef_for_every_query_meeting_both"] = met[0] if met else None
         mine = vectors_and_index_mib(q)
         out["int8_vectors_and_index_resident_mib"] = mine
         out["int8_vectors_and_index_over_float32_vectors"] = round(mine / report["float32_vectors_mib"], 3)
@@ -501,12 +523,19 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _kinds_p50(latency: dict[str, float]) -> str:
+    if "p50_ms_text_queries" not in latency:  # a report from before the split
+        return "–"
+    return f"{latency['p50_ms_photo_queries']:.2f} / {latency['p50_ms_text_queries']:.2f}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown page (bench/results/scale.md)."""
     lines = [
         f"# Scale bench: {report['size']:,} x {report['dim']} vectors, embedded store",
         "",
-        f"{report['cores']} cores; HNSW_EF={report['hnsw_ef']}, HNSW_M={report.get('hnsw_m', 16)}, "
+        f"{report['cores']} cores; HNSW_EF={report['hnsw_ef']} (photo queries), HNSW_EF_TEXT="
+        f"{report.get('hnsw_ef_text', report['hnsw_ef'])} (text queries), HNSW_M={report.get('hnsw_m', 16)}, "
         f"HNSW_EF_CONSTRUCT={report.get('hnsw_ef_construct', 128)}, INDEXING_THRESHOLD_KB="
         f"{report['indexing_threshold_kb']}; {report['queries']} queries x {report['rounds']} rounds; "
         f"recall@{report['k']} against FAISS IndexFlatIP.",
@@ -515,8 +544,10 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Structure measured: " + ", ".join(f"{k} {v}" for k, v in report["distribution"].items()),
         "",
+        "As served (each query at its kind's beam):",
+        "",
         "| layout | upsert/s | HNSW build s | indexed | store RSS MiB (anon + file) | recall@12 (photo / text) "
-        "| 1 client p50 / p95 ms | 8 clients p50 / p95 ms, q/s | disk MiB |",
+        "| 1 client p50 / p95 ms (p50 photo / text) | 8 clients p50 / p95 ms, q/s | disk MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["layouts"].items():
@@ -526,14 +557,16 @@ def markdown(report: dict[str, Any]) -> str:
             f"{row['indexed_vectors']:,} / {row['points']:,} | {row['store_rss_mib']:,.0f} "
             f"({row['store_rss_anon_mib']:,.0f} + {row['store_rss_file_mib']:,.0f}) | {row['recall_at_12']:.4f} "
             f"({row['recall_at_12_photo_queries']:.4f} / {row['recall_at_12_text_queries']:.4f}) | "
-            f"{one['p50_ms']:.2f} / {one['p95_ms']:.2f} | {eight['p50_ms']:.2f} / {eight['p95_ms']:.2f}, "
-            f"{eight['queries_per_s']:,.0f} | {', '.join(f'{k} {v:,.0f}' for k, v in row['disk_mib'].items())} |"
+            f"{one['p50_ms']:.2f} / {one['p95_ms']:.2f} ({_kinds_p50(one)}) | {eight['p50_ms']:.2f} / "
+            f"{eight['p95_ms']:.2f}, {eight['queries_per_s']:,.0f} | "
+            f"{', '.join(f'{k} {v:,.0f}' for k, v in row['disk_mib'].items())} |"
         )
     lines += [
         "",
-        "hnsw_ef sweep (the first row of each layout is the product's HNSW_EF, the one in the table above):",
+        "hnsw_ef sweep (every query at the same beam; the first rows are HNSW_EF's and HNSW_EF_TEXT's):",
         "",
-        "| layout | hnsw_ef | recall@12 (photo / text, worst query) | 1 client p50 / p95 ms | 8 clients p50 / p95 ms, q/s |",
+        "| layout | hnsw_ef | recall@12 (photo / text, worst query) | 1 client p50 / p95 ms (p50 photo / text) "
+        "| 8 clients p50 / p95 ms, q/s |",
         "|---|---|---|---|---|",
     ]
     for name, row in report["layouts"].items():
@@ -542,8 +575,8 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {r['hnsw_ef']} | {r['recall_at_12']:.4f} ({r['recall_at_12_photo_queries']:.4f} / "
                 f"{r['recall_at_12_text_queries']:.4f}, {r['recall_at_12_worst_query']:.2f}) | "
-                f"{one['p50_ms']:.2f} / {one['p95_ms']:.2f} | {eight['p50_ms']:.2f} / {eight['p95_ms']:.2f}, "
-                f"{eight['queries_per_s']:,.0f} |"
+                f"{one['p50_ms']:.2f} / {one['p95_ms']:.2f} ({_kinds_p50(one)}) | {eight['p50_ms']:.2f} / "
+                f"{eight['p95_ms']:.2f}, {eight['queries_per_s']:,.0f} |"
             )
     lines += [
         "",

@@ -59,10 +59,43 @@ def sample_queries(store: VectorStore, vectors: np.ndarray, samples: int, seed: 
     return chosen.astype(np.float32)
 
 
-def hnsw_recall(
-    ids: list[str], vectors: np.ndarray, queries: np.ndarray, k: int, hnsw_ef: int
+def recall_by_kind(
+    store: VectorStore,
+    ids: list[str],
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    photos: int,
+    k: int,
+    text_ef: int,
 ) -> dict[str, Any]:
-    """Copy the vectors into a temporary shard that builds HNSW at any size, and measure its recall."""
+    """Recall@k as the service searches: the first `photos` queries (stored vectors) at the store's
+    HNSW_EF, the rest (class prompts: texts) at `text_ef` (HNSW_EF_TEXT); overall and by kind."""
+    photo = recall_at_k(store, IMAGES, ids, vectors, queries[:photos], k) if photos else None
+    texts = len(queries) - photos
+    text = (
+        recall_at_k(store, IMAGES, ids, vectors, queries[photos:], k, beams=[text_ef] * texts)
+        if texts
+        else None
+    )
+    overall = ((photo or 0.0) * photos + (text or 0.0) * texts) / max(1, len(queries))
+    return {
+        "recall_at_k": round(overall, 4),
+        "recall_photo_queries": None if photo is None else round(photo, 4),
+        "recall_text_queries": None if text is None else round(text, 4),
+    }
+
+
+def hnsw_recall(
+    ids: list[str],
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    hnsw_ef: int,
+    photos: int | None = None,
+    hnsw_ef_text: int | None = None,
+) -> dict[str, Any]:
+    """Copy the vectors into a temporary shard that builds HNSW at any size, and measure its recall (the
+    first `photos` queries at `hnsw_ef`, the rest at `hnsw_ef_text`; all photos by default)."""
     with tempfile.TemporaryDirectory(prefix="wonders-crosscheck-") as tmp:
         scratch = open_scratch_store(Path(tmp), hnsw_ef)
         scratch.ensure_collection(IMAGES, {"dim": int(vectors.shape[1]), "model": "crosscheck"})
@@ -78,12 +111,15 @@ def hnsw_recall(
         scratch.optimize(IMAGES)
         build_s = time.perf_counter() - started
         stats = scratch.stats(IMAGES)
-        recall = recall_at_k(scratch, IMAGES, ids, vectors, queries, k)
+        photos = len(queries) if photos is None else photos
+        text_ef = hnsw_ef_text or hnsw_ef
+        recalls = recall_by_kind(scratch, ids, vectors, queries, photos, k, text_ef)
         scratch.close()
     return {
-        "recall_at_k": round(recall, 4),
+        **recalls,
         "indexed_vectors": stats.indexed_vectors,
         "hnsw_ef": hnsw_ef,
+        "hnsw_ef_text": text_ef,
         "build_seconds": round(build_s, 3),
     }
 
@@ -100,16 +136,19 @@ def run_crosscheck(store: VectorStore, settings: Settings, samples: int = 100, k
         report.update({"recall_at_k": None, "queries": 0, "note": "the collection is empty"})
         return report
     queries = sample_queries(store, vectors, samples)
+    photos = min(samples, len(vectors))  # sample_queries puts the stored vectors first, then the prompts
     stats = store.stats(IMAGES)
     report.update(
         {
             "queries": len(queries),
-            "recall_at_k": round(recall_at_k(store, IMAGES, ids, vectors, queries, k), 4),
+            **recall_by_kind(store, ids, vectors, queries, photos, k, settings.hnsw_ef_text),
             "indexed_vectors": stats.indexed_vectors,
             "search": "hnsw"
             if stats.indexed_vectors >= len(ids)
             else "exhaustive, below the indexing threshold",
-            "hnsw_copy": hnsw_recall(ids, vectors, queries, k, settings.hnsw_ef),
+            "hnsw_copy": hnsw_recall(
+                ids, vectors, queries, k, settings.hnsw_ef, photos, settings.hnsw_ef_text
+            ),
         }
     )
     return report
@@ -132,8 +171,14 @@ def format_report(report: dict[str, Any]) -> str:
         f"cross-check vs FAISS flat: recall@{report['k']} = {report['recall_at_k']:.4f} over "
         f"{report['queries']} queries, {report['points']} points, {report['indexed_vectors']} in HNSW "
         f"[{report['search']}]; HNSW-indexed copy: recall@{report['k']} = {copy['recall_at_k']:.4f} "
-        f"[{copy['indexed_vectors']} indexed, ef={copy['hnsw_ef']}]"
+        f"[{copy['indexed_vectors']} indexed, ef={copy['hnsw_ef']}, text queries' ef="
+        f"{copy.get('hnsw_ef_text', copy['hnsw_ef'])}; photo / text queries "
+        f"{_share(copy.get('recall_photo_queries'))} / {_share(copy.get('recall_text_queries'))}]"
     )
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -379,6 +379,7 @@ class SearchService:
                 limit=offset + k + 1 + len(exclude),
                 label=label,
                 min_score=query.filters.min_score,
+                hnsw_ef=self._beam(query),
             )
             return [h for h in nearest if h.id not in exclude][offset : offset + k + 1]
         return store.query(
@@ -389,7 +390,16 @@ class SearchService:
             label=label,
             min_score=query.filters.min_score,
             exclude_id=exclude[0] if exclude else None,
+            hnsw_ef=self._beam(query),
         )
+
+    def _beam(self, query: Query) -> int | None:
+        """The HNSW beam width of this query: HNSW_EF_TEXT when any example is a text (a text lies across
+        the modality gap, far from every photo, where the graph built over photos needs a wider walk),
+        else the store's HNSW_EF (None)."""
+        if any(isinstance(e.term, TextTerm) for e in query.all_examples):
+            return self.settings.hnsw_ef_text
+        return None
 
     def library_exists(self) -> bool:
         """Whether the images collection exists (it does once anything was ingested, or indexing began).
@@ -424,6 +434,7 @@ class SearchService:
             limit=diversity.pool_size(wanted) + len(exclude),
             label=label,
             min_score=query.filters.min_score,
+            hnsw_ef=self._beam(query),
         )
         pool = [h for h in pool if h.id not in exclude]
         if not pool:

@@ -147,6 +147,11 @@ def test_run_crosscheck_report(store: EmbeddedStore, make_settings: Any) -> None
     assert report["search"].startswith("exhaustive")  # 320 x 64 floats is far under the 10 MB threshold
     assert report["hnsw_copy"]["indexed_vectors"] > 0
     assert report["hnsw_copy"]["recall_at_k"] >= 0.9
+    # By kind, as the service searches: the 40 stored vectors at HNSW_EF, the 8 prompts (texts) wider.
+    assert report["recall_photo_queries"] == report["recall_text_queries"] == 1.0
+    copy = report["hnsw_copy"]
+    assert (copy["hnsw_ef"], copy["hnsw_ef_text"]) == (settings.hnsw_ef, settings.hnsw_ef_text)
+    assert copy["recall_photo_queries"] is not None and copy["recall_text_queries"] is not None
     text = format_report(report)
     assert "recall@12 = 1.0000" in text and "HNSW-indexed copy" in text
     json.dumps(report)  # the report is plain JSON

@@ -198,6 +198,33 @@ def test_diverse_hides_the_near_identical_copies(backend: Any) -> None:
     assert [i for page in pages for i in page] == whole
 
 
+def test_queries_with_a_text_walk_the_wider_beam(backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HNSW_EF_TEXT for any query holding a text (across the modality gap), HNSW_EF for photos alone."""
+    service, vectors = backend
+    beams: list[int | None] = []
+    real = service.store.query
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        beams.append(kwargs.get("hnsw_ef"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service.store, "query", spy)
+    photo_id = sorted(vectors)[0]
+    night = Example(TextTerm("at night"))
+    answers = [
+        service.search(Query(TextTerm("a tower"))),
+        service.search(Query(StoredTerm(photo_id))),
+        service.search(Query(StoredTerm(photo_id), examples=(night,))),
+        service.search(Query(StoredTerm(photo_id), examples=(Example(TextTerm("at night"), negative=True),))),
+        service.search(Query(TextTerm("a tower"), diverse=True)),
+        service.search(Query(StoredTerm(photo_id), examples=(Example(StoredTerm(sorted(vectors)[1])),))),
+    ]
+    wide = service.settings.hnsw_ef_text
+    assert wide > service.settings.hnsw_ef
+    assert beams == [wide, None, wide, wide, wide, None]
+    assert all(answer.results for answer in answers)  # each adapter took the beam and answered
+
+
 def test_both_backends_agree(encoder: ClipModel, tmp_path: Path) -> None:
     answers = []
     for kind in ("embedded", "server"):

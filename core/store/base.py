@@ -93,8 +93,12 @@ class VectorStore(abc.ABC):
         min_score: float | None = None,
         exclude_id: str | None = None,
         exact: bool = False,
+        hnsw_ef: int | None = None,
     ) -> list[Hit]:
-        """Nearest points by cosine, best first, optionally filtered by class label."""
+        """Nearest points by cosine, best first, optionally filtered by class label.
+
+        `hnsw_ef`: this search's HNSW beam width, instead of the store's own (HNSW_EF); text queries walk
+        wider (HNSW_EF_TEXT, docs/scaling.md)."""
 
     @abc.abstractmethod
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[PointRecord]:

@@ -140,9 +140,12 @@ class CircuitBreakerStore(VectorStore):
         min_score: float | None = None,
         exclude_id: str | None = None,
         exact: bool = False,
+        hnsw_ef: int | None = None,
     ) -> list[Hit]:
         """See VectorStore."""
-        return self._call(self.inner.query, name, vector, limit, offset, label, min_score, exclude_id, exact)
+        return self._call(
+            self.inner.query, name, vector, limit, offset, label, min_score, exclude_id, exact, hnsw_ef
+        )
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[PointRecord]:
         """See VectorStore."""

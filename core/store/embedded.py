@@ -199,6 +199,7 @@ class EmbeddedStore(VectorStore):
         min_score: float | None = None,
         exclude_id: str | None = None,
         exact: bool = False,
+        hnsw_ef: int | None = None,
     ) -> list[Hit]:
         """Nearest points by cosine through the shard's HNSW (or exhaustive below the threshold)."""
         request = QueryRequest(
@@ -209,7 +210,7 @@ class EmbeddedStore(VectorStore):
             filter=_filter(label, exclude_id),
             score_threshold=min_score,
             params=SearchParams(
-                hnsw_ef=max(self.hnsw_ef, limit + offset),
+                hnsw_ef=max(hnsw_ef or self.hnsw_ef, limit + offset),
                 exact=exact,
                 quantization=_quantization_params(self._tuning_for(name), exact),
             ),

@@ -166,6 +166,7 @@ class ServerStore(VectorStore):
         min_score: float | None = None,
         exclude_id: str | None = None,
         exact: bool = False,
+        hnsw_ef: int | None = None,
     ) -> list[Hit]:
         """Nearest points by cosine."""
         response = self.client.query_points(
@@ -177,7 +178,7 @@ class ServerStore(VectorStore):
             score_threshold=min_score,
             with_payload=True,
             search_params=models.SearchParams(
-                hnsw_ef=max(self.hnsw_ef, limit + offset),
+                hnsw_ef=max(hnsw_ef or self.hnsw_ef, limit + offset),
                 exact=exact,
                 quantization=_quantization_params(self._tuning_for(name), exact),
             ),
