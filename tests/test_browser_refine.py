@@ -18,6 +18,8 @@ pytestmark = [
 
 
 def _sources(on: Any) -> list[str]:
+    """The photos shown, once the page's search has answered (skeletons have no photo)."""
+    expect(on.locator("#results")).to_have_attribute("aria-busy", "false")
     return cards(on).locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
 
 
@@ -43,6 +45,7 @@ def test_less_like_this_refines_in_place_and_back_undoes_it(page: Any, live_serv
     expect(chips).to_have_count(2)
     expect(chips.nth(1)).to_contain_text("− skyscrapers")
     expect(page).to_have_url(re.compile(r"not=skyscrapers"))
+    expect(cards(page)).to_have_count(11)
     refined = _sources(page)
     screenshot(page, "refine")
 
