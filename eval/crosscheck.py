@@ -32,7 +32,7 @@ from core.store import (
     open_scratch_store,
     open_store,
 )
-from eval.recall import recall_at_k
+from eval.recall import recall_per_query
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,13 @@ def recall_by_kind(
 ) -> dict[str, Any]:
     """Recall@k as the service searches: the first `photos` queries (stored vectors) at the store's
     HNSW_EF, the rest (class prompts: texts) at `text_ef` (HNSW_EF_TEXT); overall and by kind."""
-    photo = recall_at_k(store, IMAGES, ids, vectors, queries[:photos], k) if photos else None
-    texts = len(queries) - photos
-    text = (
-        recall_at_k(store, IMAGES, ids, vectors, queries[photos:], k, beams=[text_ef] * texts)
-        if texts
-        else None
-    )
-    overall = ((photo or 0.0) * photos + (text or 0.0) * texts) / max(1, len(queries))
+    # One exact search for both kinds: FAISS copies every stored vector into its index.
+    beams: list[int | None] = [None] * photos
+    beams += [text_ef] * (len(queries) - photos)
+    each = recall_per_query(store, IMAGES, ids, vectors, queries, k, beams)
+    photo = float(np.mean(each[:photos])) if photos else None
+    text = float(np.mean(each[photos:])) if len(each) > photos else None
+    overall = float(np.mean(each)) if each else 0.0
     return {
         "recall_at_k": round(overall, 4),
         "recall_photo_queries": None if photo is None else round(photo, 4),

@@ -32,6 +32,27 @@ def overlap(truth: set[str], got: Iterable[str]) -> float:
     return len(truth & set(got)) / max(1, len(truth))
 
 
+def recall_per_query(
+    store: VectorStore,
+    name: str,
+    ids: Sequence[str],
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    beams: Sequence[int | None] | None = None,
+) -> list[float]:
+    """For each query, the fraction of FAISS's exact top-k that the store also returns in its top-k.
+
+    `beams`: each query's HNSW beam width (None: the store's HNSW_EF), as the service gives them."""
+    k = min(k, len(ids))
+    truths = truth_sets(ids, exact_top_k(vectors, queries, k))
+    per_query = beams if beams is not None else [None] * len(queries)
+    return [
+        overlap(truth, (hit.id for hit in store.query(name, query, limit=k, hnsw_ef=beam)))
+        for query, truth, beam in zip(queries, truths, per_query, strict=True)
+    ]
+
+
 def recall_at_k(
     store: VectorStore,
     name: str,
@@ -41,14 +62,6 @@ def recall_at_k(
     k: int,
     beams: Sequence[int | None] | None = None,
 ) -> float:
-    """Mean fraction of FAISS's exact top-k that the store also returns in its top-k.
-
-    `beams`: each query's HNSW beam width (None: the store's HNSW_EF), as the service gives them."""
-    k = min(k, len(ids))
-    truths = truth_sets(ids, exact_top_k(vectors, queries, k))
-    per_query = beams if beams is not None else [None] * len(queries)
-    total = sum(
-        overlap(truth, (hit.id for hit in store.query(name, query, limit=k, hnsw_ef=beam)))
-        for query, truth, beam in zip(queries, truths, per_query, strict=True)
-    )
-    return total / max(1, len(queries))
+    """Mean fraction of FAISS's exact top-k that the store also returns in its top-k (see
+    `recall_per_query`)."""
+    return sum(recall_per_query(store, name, ids, vectors, queries, k, beams)) / max(1, len(queries))

@@ -21,11 +21,11 @@ from eval.crosscheck import (
     format_report,
     hnsw_recall,
     load_vectors,
-    recall_at_k,
     run_crosscheck,
     sample_queries,
     save_report,
 )
+from eval.recall import recall_at_k
 
 DIM = 64
 META = {"model": "crosscheck-test", "dim": DIM, "image_size": 32}
