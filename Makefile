@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: setup run serve ingest crosscheck eval test test-chaos lint bench bench-full bench-scale dataset up down logs clean \
-	backup restore reindex up-metrics
+	backup restore reindex cells up-metrics
 
 # The virtual environment, rebuilt when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -61,6 +61,13 @@ reindex: ## re-encode every photo with another model, then switch: make reindex 
 		$(COMPOSE) run --rm --entrypoint python ingest -m ops.reindex --model "$(CLIP_MODEL)" $(ARGS); \
 	else \
 		$(MAKE) --no-print-directory setup && $(PY) -m ops.reindex --model "$(CLIP_MODEL)" $(ARGS); \
+	fi
+
+cells: ## train the cells that route text queries in a big library now (ingest does it from CELLS_MIN_PHOTOS)
+	@if $(STACK_UP); then \
+		$(COMPOSE) run --rm --entrypoint python ingest -m ops.cells $(ARGS); \
+	else \
+		$(MAKE) --no-print-directory setup && $(PY) -m ops.cells $(ARGS); \
 	fi
 
 crosscheck: setup ## rerun the FAISS cross-check of Qdrant's answers

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     hnsw_ef_text: int = Field(
         1024, ge=4, le=4096, description="HNSW search beam width of queries with a text in them"
     )
+    # A few text queries in a hundred still end their walk in the wrong, biggest cluster of a big library;
+    # an exhaustive search of the cells nearest to the text finds those (core/cells.py, docs/scaling.md).
+    text_cells_probe: int = Field(
+        4, ge=0, le=64, description="cells a text query also searches exhaustively; 0 = the walk alone"
+    )
+    cells_min_photos: int = Field(
+        100_000,
+        ge=0,
+        description="ingest trains the cells once the library has this many photos; 0 = only `make cells`",
+    )
     # The graph of a new collection (a change needs `make ingest ARGS=--recreate`): more links and a wider
     # build beam find text-like queries (far from every photo) better in a big library, at build time.
     hnsw_m: int = Field(16, ge=4, le=128, description="HNSW links per vector of a new collection")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from core.cells import Cells, needs_training, train_cells
 from core.ids import image_point_id, sha256_hex
 from core.images import DecodedImage
 from core.model import ClipModel
@@ -30,7 +31,7 @@ from core.payload import (
 )
 from core.phash import MIN_SIDE as PHASH_MIN_SIDE
 from core.settings import Settings
-from core.store.base import IMAGES, PROMPTS, PointRecord, VectorStore
+from core.store.base import CELL_FIELD, CELLS, IMAGES, PROMPTS, PointRecord, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
 from core.zero_shot import ZeroShotClassifier, classifier_spec
 from ingest.attribution import attribution_for
@@ -62,6 +63,7 @@ class IngestReport:
     seconds: float = 0.0
     encode_seconds: float = 0.0
     total_points: int = 0
+    cells: int = 0  # cells trained at the end of this run (core/cells.py); 0 = none trained
 
     @property
     def images_per_s(self) -> float:
@@ -83,6 +85,7 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 3),
             "total_points": self.total_points,
+            "cells": self.cells,
         }
 
     def summary(self) -> str:
@@ -97,6 +100,8 @@ class IngestReport:
             lines.append(f"removed {images(self.pruned)} whose files left the library")
         if self.near_duplicates:
             lines.append(f"near-duplicates found: {self.near_duplicates} (see the Duplicates view)")
+        if self.cells:
+            lines.append(f"text search cells trained: {self.cells:,} (core/cells.py)")
         if self.missing:
             lines.append(
                 f"{images(self.missing)} indexed {'has' if self.missing == 1 else 'have'} no file in the "
@@ -172,7 +177,9 @@ def run_ingest(
     store.ensure_collection(IMAGES, meta, recreate=recreate)
     if recreate:
         store.ensure_collection(PROMPTS, meta, recreate=True)
+        store.drop_collection(CELLS)  # the centroids of the photos that were dropped
     classifier, fingerprint, _ = prepare_classifier(settings, encoder, store)
+    derived = VectorFields(classifier, fingerprint, Cells.load(store))
 
     scanned = scan(list(paths) if paths else [settings.images_dir], library=settings.images_dir)
     report.skipped += [(str(p), reason) for p, reason in scanned.skipped]
@@ -197,8 +204,7 @@ def run_ingest(
             settings,
             encoder,
             store,
-            classifier,
-            fingerprint,
+            derived,
             todo,
             report,
             show_progress,
@@ -211,8 +217,30 @@ def run_ingest(
     report.relabelled = relabel_stale(store, classifier, fingerprint, show_progress)
     store.optimize(IMAGES)
     report.total_points = store.count(IMAGES)
+    # Parts run side by side on several machines: the cells are trained by a whole-library run.
+    if part is None and needs_training(store, settings.cells_min_photos):
+        report.cells = _train_cells(store, show_progress, on_progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _train_cells(store: VectorStore, show_progress: bool, on_progress: ProgressCallback | None) -> int:
+    """Train the text queries' cells now (core/cells.py); the number of cells."""
+    photos = store.count(IMAGES)
+    log.info("training the cells of %d photos (core/cells.py)", photos)
+    bar = tqdm(total=photos, desc="cells", unit="img", disable=not show_progress)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+        if on_progress:
+            on_progress("cells", done, total)
+
+    try:
+        trained = train_cells(store, progress=progress)
+    finally:
+        bar.close()
+    log.info("%s", trained.summary())
+    return trained.cells
 
 
 def _hash_files(
@@ -337,8 +365,7 @@ def _encode_and_write(
     settings: Settings,
     encoder: ClipModel,
     store: VectorStore,
-    classifier: ZeroShotClassifier,
-    fingerprint: str,
+    derived: VectorFields,
     todo: list[_Candidate],
     report: IngestReport,
     show_progress: bool,
@@ -391,7 +418,7 @@ def _encode_and_write(
 
     try:
         for batch, vectors in encoded():
-            _write_batch(settings, store, classifier, fingerprint, batch, vectors)
+            _write_batch(settings, store, derived, batch, vectors)
             report.new += len(batch)
             done += len(batch)
             bar.update(len(batch))
@@ -401,32 +428,51 @@ def _encode_and_write(
         bar.close()
 
 
+@dataclass(frozen=True)
+class VectorFields:
+    """The payload fields a photo gets from its vector: its class labels (and the fingerprint of the
+    prompts they came from), and its cell while the library has cells (core/cells.py)."""
+
+    classifier: ZeroShotClassifier
+    fingerprint: str
+    cells: Cells | None
+
+    def fields(self, vectors: np.ndarray) -> list[dict[str, Any]]:
+        """One dict of fields per vector."""
+        labelled = [labels.payload_fields(self.fingerprint) for labels in self.classifier.classify(vectors)]
+        if self.cells is None:
+            return labelled
+        return [f | {CELL_FIELD: int(c)} for f, c in zip(labelled, self.cells.assign(vectors), strict=True)]
+
+
 def _write_batch(
     settings: Settings,
     store: VectorStore,
-    classifier: ZeroShotClassifier,
-    fingerprint: str,
+    derived: VectorFields,
     batch: list[_Decoded],
     vectors: np.ndarray,
 ) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     points = []
-    for item, vector, labels in zip(batch, vectors, classifier.classify(vectors), strict=True):
+    for item, vector, fields in zip(batch, vectors, derived.fields(vectors), strict=True):
         candidate, decoded = item.candidate, item.image
         assert decoded is not None and item.thumb is not None
         write_thumb(settings.thumbs_dir, candidate.point_id, item.thumb)
-        payload = ImagePayload(
-            path=stored_path(candidate.path, settings.images_dir),
-            sha256=candidate.sha256,
-            bytes=candidate.size,
-            mtime_ns=candidate.mtime_ns,
-            width=decoded.width,
-            height=decoded.height,
-            format=decoded.format,
-            attribution=attribution_for(candidate.path),
-            ingested_at=now,
-            phash=item.phash,
-        ).to_stored() | labels.payload_fields(fingerprint)
+        payload = (
+            ImagePayload(
+                path=stored_path(candidate.path, settings.images_dir),
+                sha256=candidate.sha256,
+                bytes=candidate.size,
+                mtime_ns=candidate.mtime_ns,
+                width=decoded.width,
+                height=decoded.height,
+                format=decoded.format,
+                attribution=attribution_for(candidate.path),
+                ingested_at=now,
+                phash=item.phash,
+            ).to_stored()
+            | fields
+        )
         points.append(PointRecord(id=candidate.point_id, vector=vector, payload=payload))
     store.upsert(IMAGES, points)
 

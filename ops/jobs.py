@@ -14,7 +14,8 @@ from search import SearchService
 
 log = logging.getLogger(__name__)
 
-Work = Callable[[Callable[[str, int, int], None]], str]  # given a progress callback, returns the summary
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+Work = Callable[[Progress], str]  # given a progress callback, returns the summary
 
 
 class OpsJob:
@@ -98,7 +99,21 @@ def reindex_work(service: SearchService, model: str, batch_size: int) -> Work:
             )
         except NothingToDo as err:
             return str(err)
+        service.stored_cells.forget()  # trained for the new model after the switch, in a big library
         release_old_model()
+        return report.summary()
+
+    return work
+
+
+def cells_work(service: SearchService, cells: int | None) -> Work:
+    """The training of the text queries' cells as a job of the service, which uses them at once."""
+    from ops.cells import run
+
+    def work(progress: Progress) -> str:
+        _, store = service.require_loaded()
+        report = run(store, cells, progress)
+        service.stored_cells.forget()
         return report.summary()
 
     return work

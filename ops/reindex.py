@@ -29,12 +29,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.cells import needs_training
 from core.classes import load_classes
 from core.ids import sha256_hex
 from core.images import UnsupportedImage, decode_image
 from core.payload import ImagePayload, library_file
 from core.settings import Settings, load_settings
 from core.store import (
+    CELL_FIELD,
+    CELLS,
     IMAGES,
     PROMPTS,
     CollectionMismatch,
@@ -47,6 +50,7 @@ from core.store import (
 from core.thumbnails import thumb_path
 from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
+from ops.cells import run as run_cells
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -72,6 +76,7 @@ class ReindexReport:
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     switched: bool = False
     dropped: list[str] = field(default_factory=list)
+    cells: int = 0  # cells trained for the new model (a big library, core/cells.py)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -86,6 +91,8 @@ class ReindexReport:
                 f"switched: search now answers with {self.model}; dropped {', '.join(self.dropped) or 'nothing'}"
             )
             lines.append(f"set CLIP_MODEL={self.model} in .env (or the environment) before the next restart")
+        if self.cells:
+            lines.append(f"text search cells trained for {self.model}: {self.cells:,}")
         lines += [f"  left out {path}: {why}" for path, why in self.left_out]
         return "\n".join(lines)
 
@@ -157,7 +164,7 @@ def reindex(
             if kept:
                 vectors = encoder.image.encode_images(images, batch_size=batch_size)
                 points = [
-                    PointRecord(p.id, p.payload | labels.payload_fields(fingerprint), vector)
+                    PointRecord(p.id, _moved_payload(p.payload) | labels.payload_fields(fingerprint), vector)
                     for p, vector, labels in zip(kept, vectors, classifier.classify(vectors), strict=True)
                 ]
                 store.upsert(images_target, points)
@@ -178,12 +185,20 @@ def reindex(
     else:
         switch_store()
     report.switched = True
+    store.drop_collection(CELLS)  # the old model's centroids; a big library gets new ones below
     for name in sorted(old - {images_target, prompts_target}):
         store.drop_collection(name)
         report.dropped.append(name)
     report.dropped += drop_leftovers(store)
+    if needs_training(store, settings.cells_min_photos):
+        report.cells = run_cells(store, None, on_progress).cells
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _moved_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A photo's payload for the new model's collection: all but its cell, which was the old model's."""
+    return {k: v for k, v in payload.items() if k != CELL_FIELD}
 
 
 def _same_model(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:

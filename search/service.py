@@ -48,8 +48,9 @@ from core.store import (
 from core.store.base import check_meta
 from core.thumbnails import thumb_path, write_thumb
 from core.zero_shot import ZeroShotClassifier, classifier_spec
-from search import diversity, refine, results
+from search import cells, diversity, refine, results
 from search.cache import QueryCache
+from search.cells import StoredCells
 from search.duplicates import MAX_BITS as DUPLICATE_BITS
 from search.duplicates import DuplicateBook, DuplicatePage, book_path, listing
 from search.errors import (
@@ -151,6 +152,7 @@ class SearchService:
         self._mismatch_checked_at = float("-inf")
         self.switching = ReadWriteLock()
         self._book: DuplicateBook | None = None
+        self.stored_cells = StoredCells()
 
     # -- loading and readiness ---------------------------------------------------------------------
     def load_in_background(self) -> None:
@@ -320,6 +322,7 @@ class SearchService:
             self.encoder = encoder
             self.cache = QueryCache(self.settings.query_cache_size)
             self.towers.cache = self.cache  # text vectors are looked up through the towers
+            self.stored_cells.forget()  # the old model's cells are not the new one's
             self.reload_classifier()
 
     def class_by_id(self, class_id: str | None) -> LandmarkClass | None:
@@ -373,17 +376,18 @@ class SearchService:
         if len(exclude) > 1:
             # Several ids are left out here, not by the engine: a filter of more than one id makes Qdrant
             # search several times slower, and it fetches `offset` results before a page anyway.
-            nearest = store.query(
-                IMAGES,
+            found = cells.nearest(
+                store,
                 vector,
                 limit=offset + k + 1 + len(exclude),
                 label=label,
                 min_score=query.filters.min_score,
                 hnsw_ef=self._beam(query),
+                cells=self._cells(query, store, vector),
             )
-            return [h for h in nearest if h.id not in exclude][offset : offset + k + 1]
-        return store.query(
-            IMAGES,
+            return [h for h in found if h.id not in exclude][offset : offset + k + 1]
+        return cells.nearest(
+            store,
             vector,
             limit=k + 1,
             offset=offset,
@@ -391,15 +395,24 @@ class SearchService:
             min_score=query.filters.min_score,
             exclude_id=exclude[0] if exclude else None,
             hnsw_ef=self._beam(query),
+            cells=self._cells(query, store, vector),
         )
 
     def _beam(self, query: Query) -> int | None:
         """The HNSW beam width of this query: HNSW_EF_TEXT when any example is a text (a text lies across
         the modality gap, far from every photo, where the graph built over photos needs a wider walk),
         else the store's HNSW_EF (None)."""
-        if any(isinstance(e.term, TextTerm) for e in query.all_examples):
+        if _has_text(query):
             return self.settings.hnsw_ef_text
         return None
+
+    def _cells(self, query: Query, store: VectorStore, vector: np.ndarray) -> list[int] | None:
+        """The cells a query with a text in it also searches exhaustively (TEXT_CELLS_PROBE of them,
+        core/cells.py); None for photo queries, or while the library has no cells."""
+        if not _has_text(query) or self.settings.text_cells_probe == 0:
+            return None
+        trained = self.stored_cells.current(store)
+        return trained.probe(vector, self.settings.text_cells_probe) if trained is not None else None
 
     def library_exists(self) -> bool:
         """Whether the images collection exists (it does once anything was ingested, or indexing began).
@@ -428,13 +441,14 @@ class SearchService:
         exclude: list[str],
     ) -> list[Hit]:
         """The first `wanted` results in MMR order, chosen from an oversampled set of nearest ones."""
-        pool = store.query(
-            IMAGES,
+        pool = cells.nearest(
+            store,
             vector,
             limit=diversity.pool_size(wanted) + len(exclude),
             label=label,
             min_score=query.filters.min_score,
             hnsw_ef=self._beam(query),
+            cells=self._cells(query, store, vector),
         )
         pool = [h for h in pool if h.id not in exclude]
         if not pool:
@@ -681,6 +695,10 @@ class SearchService:
             raise UnsupportedUpload(
                 f"The upload is not a decodable image: {err.reason}.", details={"reason": err.reason}
             ) from None
+
+
+def _has_text(query: Query) -> bool:
+    return any(isinstance(e.term, TextTerm) for e in query.all_examples)
 
 
 def check_examples(query: Query) -> None:

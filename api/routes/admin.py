@@ -20,7 +20,7 @@ from api.context import ingest_job, service
 from api.errors import ApiError
 from api.openapi import Blueprint
 from ingest.handoff import TOKEN_FILE, TOKEN_HEADER
-from ops.jobs import OpsJob, backup_work, reindex_work
+from ops.jobs import OpsJob, backup_work, cells_work, reindex_work
 
 blp = Blueprint("admin", __name__, url_prefix="/api/admin", description="Local administration")
 
@@ -59,6 +59,17 @@ def ops_job() -> OpsJob:
     """The backup / re-index job of the running app."""
     found: OpsJob = current_app.extensions["wonders_ops"]
     return found
+
+
+class CellsArgs(ma.Schema):
+    """Body of POST /api/admin/cells."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    cells = ma.fields.Integer(
+        load_default=None, allow_none=True, validate=ma.validate.Range(min=1, max=1_000_000)
+    )
 
 
 class CrosscheckArgs(ma.Schema):
@@ -132,6 +143,8 @@ def ingest_start(args: dict[str, Any]) -> tuple[Response, int]:
             )
     if ops_job().running() == "reindex":
         raise ApiError(409, "conflict", "A re-index is running; ingest again when it has switched.")
+    if ops_job().running() == "cells":
+        raise ApiError(409, "conflict", "The cells are being trained; ingest again when they are.")
     job = ingest_job()
     started = job.start(paths, args["recreate"], args["prune"])
     return jsonify(job.status()), 202 if started else 409
@@ -168,6 +181,22 @@ def reindex_start(args: dict[str, Any]) -> tuple[Response, int]:
     if ingest_job().status().get("state") == "running":
         raise ApiError(409, "conflict", "An ingest is running; re-index when it has finished.")
     return _start("reindex", reindex_work(service(), args["model"], args["batch_size"]))
+
+
+@blp.route("/cells", methods=["GET"])
+def cells_status() -> Response:
+    """State of the training of the cells inside the service."""
+    return jsonify(ops_job().status("cells"))
+
+
+@blp.route("/cells", methods=["POST"])
+@blp.arguments(CellsArgs, location="json")
+def cells_start(args: dict[str, Any]) -> tuple[Response, int]:
+    """Train the cells text queries are routed by (`make cells`)."""
+    service().require_loaded()
+    if ingest_job().status().get("state") == "running":
+        raise ApiError(409, "conflict", "An ingest is running; train the cells when it has finished.")
+    return _start("cells", cells_work(service(), args["cells"]))
 
 
 def _start(kind: str, work: Any) -> tuple[Response, int]:

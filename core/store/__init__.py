@@ -14,6 +14,8 @@ from pathlib import Path
 
 from core.settings import Settings, StoreKind
 from core.store.base import (
+    CELL_FIELD,
+    CELLS,
     IMAGES,
     PROMPTS,
     CollectionMismatch,
@@ -29,6 +31,8 @@ from core.store.base import (
 
 __all__ = [
     "BACKENDS",
+    "CELLS",
+    "CELL_FIELD",
     "IMAGES",
     "PROMPTS",
     "CollectionMismatch",

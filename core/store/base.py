@@ -11,7 +11,9 @@ import numpy as np
 
 IMAGES = "images"
 PROMPTS = "prompts"
+CELLS = "cells"  # the k-means centroids text queries are routed by (core/cells.py)
 LABEL_FIELD = "label"
+CELL_FIELD = "cell"  # an image point's cell: the number of its nearest centroid in CELLS
 
 
 class StoreError(RuntimeError):
@@ -82,6 +84,16 @@ class VectorStore(abc.ABC):
     def set_payload(self, name: str, point_id: str, payload: dict[str, Any]) -> None:
         """Merge `payload` into one point's payload."""
 
+    def set_payloads(self, name: str, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Merge the same `payload` into each of these points' payloads (one store call where the
+        adapter can)."""
+        for point_id in point_ids:
+            self.set_payload(name, point_id, payload)
+
+    @abc.abstractmethod
+    def index_integer_field(self, name: str, field: str) -> None:
+        """Index an integer payload field so filters on it are planned from the index (no-op if it is)."""
+
     @abc.abstractmethod
     def query(
         self,
@@ -94,11 +106,13 @@ class VectorStore(abc.ABC):
         exclude_id: str | None = None,
         exact: bool = False,
         hnsw_ef: int | None = None,
+        cells: Sequence[int] | None = None,
     ) -> list[Hit]:
         """Nearest points by cosine, best first, optionally filtered by class label.
 
         `hnsw_ef`: this search's HNSW beam width, instead of the store's own (HNSW_EF); text queries walk
-        wider (HNSW_EF_TEXT, docs/scaling.md)."""
+        wider (HNSW_EF_TEXT, docs/scaling.md). `cells`: only points whose CELL_FIELD is one of these (a
+        few thousand points, which Qdrant scores exhaustively through the payload index)."""
 
     @abc.abstractmethod
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[PointRecord]:

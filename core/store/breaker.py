@@ -130,6 +130,14 @@ class CircuitBreakerStore(VectorStore):
         """See VectorStore."""
         self._call(self.inner.set_payload, name, point_id, payload)
 
+    def set_payloads(self, name: str, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """See VectorStore."""
+        self._call(self.inner.set_payloads, name, point_ids, payload)
+
+    def index_integer_field(self, name: str, field: str) -> None:
+        """See VectorStore."""
+        self._call(self.inner.index_integer_field, name, field)
+
     def query(
         self,
         name: str,
@@ -141,10 +149,11 @@ class CircuitBreakerStore(VectorStore):
         exclude_id: str | None = None,
         exact: bool = False,
         hnsw_ef: int | None = None,
+        cells: Sequence[int] | None = None,
     ) -> list[Hit]:
         """See VectorStore."""
         return self._call(
-            self.inner.query, name, vector, limit, offset, label, min_score, exclude_id, exact, hnsw_ef
+            self.inner.query, name, vector, limit, offset, label, min_score, exclude_id, exact, hnsw_ef, cells
         )
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[PointRecord]:

@@ -32,6 +32,7 @@ from qdrant_edge import (
     Filter,
     HasIdCondition,
     HnswIndexConfig,
+    MatchAny,
     MatchValue,
     Memory,
     PayloadSchemaType,
@@ -48,6 +49,7 @@ from qdrant_edge import (
 
 from core.settings import Settings
 from core.store.base import (
+    CELL_FIELD,
     IMAGES,
     LABEL_FIELD,
     CollectionMissing,
@@ -147,6 +149,7 @@ class EmbeddedStore(VectorStore):
                 self.root.mkdir(parents=True, exist_ok=True)
                 shard = EdgeShard.create(str(self._shard_dir(name)), config)
                 shard.update(UpdateOperation.create_field_index(LABEL_FIELD, PayloadSchemaType.Keyword))
+                shard.update(UpdateOperation.create_field_index(CELL_FIELD, PayloadSchemaType.Integer))
                 shard.flush()
                 self._shards[name] = shard
             _write_json_atomic(self._meta_file(name), meta)
@@ -189,6 +192,18 @@ class EmbeddedStore(VectorStore):
         with self._lock:
             self._require(name).update(UpdateOperation.set_payload([point_id], payload))
 
+    def set_payloads(self, name: str, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Merge the same payload keys into many points, in one update."""
+        if not point_ids:
+            return
+        with self._lock:
+            self._require(name).update(UpdateOperation.set_payload(list(point_ids), payload))
+
+    def index_integer_field(self, name: str, field: str) -> None:
+        """Index an integer payload field (creating an existing index again is a no-op in Edge)."""
+        with self._lock:
+            self._require(name).update(UpdateOperation.create_field_index(field, PayloadSchemaType.Integer))
+
     def query(
         self,
         name: str,
@@ -200,6 +215,7 @@ class EmbeddedStore(VectorStore):
         exclude_id: str | None = None,
         exact: bool = False,
         hnsw_ef: int | None = None,
+        cells: Sequence[int] | None = None,
     ) -> list[Hit]:
         """Nearest points by cosine through the shard's HNSW (or exhaustive below the threshold)."""
         request = QueryRequest(
@@ -207,7 +223,7 @@ class EmbeddedStore(VectorStore):
             offset=offset or None,
             query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
             with_payload=True,
-            filter=_filter(label, exclude_id),
+            filter=_filter(label, exclude_id, cells),
             score_threshold=min_score,
             params=SearchParams(
                 hnsw_ef=max(hnsw_ef or self.hnsw_ef, limit + offset),
@@ -234,7 +250,7 @@ class EmbeddedStore(VectorStore):
             shard = self._shard(name)
             if shard is None:
                 return 0
-            return int(shard.count(CountRequest(exact=True, filter=_filter(label, None))))
+            return int(shard.count(CountRequest(exact=True, filter=_filter(label, None, None))))
 
     def scroll(self, name: str, with_vectors: bool = False, batch: int = 256) -> Iterator[PointRecord]:
         """Every point, `batch` at a time."""
@@ -360,14 +376,16 @@ def _quantization_params(tuning: StoreTuning, exact: bool) -> QuantizationSearch
     return QuantizationSearchParams(rescore=tuning.rescore, oversampling=tuning.oversampling)
 
 
-def _filter(label: str | None, exclude_id: str | None) -> Filter | None:
-    if label is None and exclude_id is None:
+def _filter(label: str | None, exclude_id: str | None, cells: Sequence[int] | None) -> Filter | None:
+    if label is None and exclude_id is None and cells is None:
         return None
-    must: list[Any] | None = (
-        [FieldCondition(LABEL_FIELD, match=MatchValue(label))] if label is not None else None
-    )
+    must: list[Any] = []
+    if label is not None:
+        must.append(FieldCondition(LABEL_FIELD, match=MatchValue(label)))
+    if cells is not None:
+        must.append(FieldCondition(CELL_FIELD, match=MatchAny([int(c) for c in cells])))
     must_not: list[Any] | None = [HasIdCondition({exclude_id})] if exclude_id is not None else None
-    return Filter(must=must, must_not=must_not)
+    return Filter(must=must or None, must_not=must_not)
 
 
 def _record(record: Any, with_vectors: bool) -> PointRecord:

@@ -16,6 +16,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from core.settings import Settings
 from core.store.base import (
+    CELL_FIELD,
     IMAGES,
     LABEL_FIELD,
     CollectionMissing,
@@ -119,6 +120,7 @@ class ServerStore(VectorStore):
             metadata=dict(meta),
         )
         self.client.create_payload_index(name, LABEL_FIELD, models.PayloadSchemaType.KEYWORD, wait=True)
+        self.client.create_payload_index(name, CELL_FIELD, models.PayloadSchemaType.INTEGER, wait=True)
 
     def _tuning_for(self, name: str) -> StoreTuning:
         """The image vectors get the configured layout; the few prompt vectors stay plain float32."""
@@ -156,6 +158,17 @@ class ServerStore(VectorStore):
         self.client.set_payload(name, payload=payload, points=[point_id], wait=True)
 
     @_unavailable_on_network_errors
+    def set_payloads(self, name: str, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Merge the same payload keys into many points, in one call."""
+        if point_ids:
+            self.client.set_payload(name, payload=payload, points=list(point_ids), wait=True)
+
+    @_unavailable_on_network_errors
+    def index_integer_field(self, name: str, field: str) -> None:
+        """Index an integer payload field (Qdrant answers an existing index as done)."""
+        self.client.create_payload_index(name, field, models.PayloadSchemaType.INTEGER, wait=True)
+
+    @_unavailable_on_network_errors
     def query(
         self,
         name: str,
@@ -167,6 +180,7 @@ class ServerStore(VectorStore):
         exclude_id: str | None = None,
         exact: bool = False,
         hnsw_ef: int | None = None,
+        cells: Sequence[int] | None = None,
     ) -> list[Hit]:
         """Nearest points by cosine."""
         response = self.client.query_points(
@@ -174,7 +188,7 @@ class ServerStore(VectorStore):
             query=np.asarray(vector, dtype=np.float32).tolist(),
             limit=limit,
             offset=offset or None,
-            query_filter=_filter(label, exclude_id),
+            query_filter=_filter(label, exclude_id, cells),
             score_threshold=min_score,
             with_payload=True,
             search_params=models.SearchParams(
@@ -309,13 +323,17 @@ def _quantization_params(tuning: StoreTuning, exact: bool) -> models.Quantizatio
     return models.QuantizationSearchParams(rescore=tuning.rescore, oversampling=tuning.oversampling)
 
 
-def _filter(label: str | None, exclude_id: str | None) -> models.Filter | None:
-    if label is None and exclude_id is None:
+def _filter(
+    label: str | None, exclude_id: str | None, cells: Sequence[int] | None = None
+) -> models.Filter | None:
+    if label is None and exclude_id is None and cells is None:
         return None
     must: list[Any] = []
     must_not: list[Any] = []
     if label is not None:
         must.append(models.FieldCondition(key=LABEL_FIELD, match=models.MatchValue(value=label)))
+    if cells is not None:
+        must.append(models.FieldCondition(key=CELL_FIELD, match=models.MatchAny(any=[int(c) for c in cells])))
     if exclude_id is not None:
         must_not.append(models.HasIdCondition(has_id=[exclude_id]))
     return models.Filter(must=must or None, must_not=must_not or None)

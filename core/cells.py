@@ -1,0 +1,209 @@
+"""Cells: k-means centroids of the library's photo vectors, which route text queries past HNSW's traps.
+
+Why: a text lies across the modality gap, far from every photo. In a big library the HNSW walk of a few
+text queries in a hundred ends in the biggest cluster of photos, which scores just below the right answer
+everywhere, and finds none of its 12 (docs/scaling.md). Ranking the centroids by the text, exactly, and
+searching the few nearest cells exhaustively (a payload filter on CELL_FIELD, a few thousand points) finds
+those; the walk finds the rest. A text query's answer is the best of both (search/cells.py).
+
+Lifecycle:
+- `train_cells` (by ingest at its end once the library has CELLS_MIN_PHOTOS photos and the cells are
+  missing or were trained on under half of it; by `make cells` at any time) drops the stored centroids,
+  trains spherical k-means on a sample, writes every photo's cell, and only then stores the centroids.
+  Killed halfway, no centroids are stored: text queries walk HNSW alone, as before, until the next run.
+- Ingest gives every new photo the cell of its nearest centroid (`Cells.assign`).
+- The service reads the centroids at start and again when they change (search/cells.py).
+- Centroids of another model than the images collection's (after `make reindex`) are not used.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from core.store.base import CELL_FIELD, CELLS, IMAGES, CollectionMissing, PointRecord, VectorStore
+
+# About a thousand photos a cell: probing 4 cells scores ~4,000 photos exhaustively (~1.7 ms at a million,
+# docs/scaling.md), whatever the library's size.
+PHOTOS_PER_CELL = 1000
+# k-means wants 39 to 256 training points per centroid (FAISS warns outside that range).
+MIN_SAMPLE_PER_CELL = 39
+SAMPLE_PER_CELL = 64
+ASSIGN_CHUNK = 50_000  # photos read, assigned and written per step of the second pass
+
+Progress = Callable[[int, int], None]  # (photos assigned so far, photos in all)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The centroids (unit rows, one per cell) and the meta they were stored with."""
+
+    centroids: np.ndarray
+    meta: dict[str, Any]
+
+    @property
+    def count(self) -> int:
+        """Number of cells."""
+        return int(self.centroids.shape[0])
+
+    def assign(self, vectors: np.ndarray) -> np.ndarray:
+        """The cell of each photo vector: its nearest centroid."""
+        return np.argmax(np.asarray(vectors, dtype=np.float32) @ self.centroids.T, axis=1)
+
+    def probe(self, vector: np.ndarray, count: int) -> list[int]:
+        """The `count` cells whose centroids are nearest to a query vector, nearest first."""
+        scores = self.centroids @ np.asarray(vector, dtype=np.float32)
+        count = min(count, self.count)
+        top = np.argpartition(-scores, count - 1)[:count]
+        return [int(c) for c in top[np.argsort(-scores[top])]]
+
+    def save(self, store: VectorStore, images_meta: dict[str, Any], photos: int) -> None:
+        """Store the centroids in the CELLS collection, with the images' model and the size trained on."""
+        meta: dict[str, Any] = {k: images_meta[k] for k in ("model", "dim", "image_size") if k in images_meta}
+        meta |= {
+            "cells": self.count,
+            "photos": photos,
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        store.drop_collection(CELLS)
+        store.ensure_collection(CELLS, meta)
+        points = [
+            PointRecord(id=cell_point_id(c), vector=self.centroids[c], payload={CELL_FIELD: c})
+            for c in range(self.count)
+        ]
+        for start in range(0, len(points), 1024):
+            store.upsert(CELLS, points[start : start + 1024])
+
+    @classmethod
+    def load(cls, store: VectorStore) -> Cells | None:
+        """The stored centroids, or None when there are none or they belong to another model."""
+        meta = store.collection_meta(CELLS)
+        images = store.collection_meta(IMAGES)
+        if meta is None or images is None or not _same_space(meta, images):
+            return None
+        points = [p for p in store.scroll(CELLS, with_vectors=True, batch=1024) if p.vector is not None]
+        if not points or len(points) != int(meta.get("cells", len(points))):
+            return None  # written partly (killed while saving): as good as none
+        points.sort(key=lambda p: int(p.payload[CELL_FIELD]))
+        return cls(np.stack([np.asarray(p.vector, dtype=np.float32) for p in points]), meta)
+
+
+@dataclass
+class CellsReport:
+    """What a training run did."""
+
+    photos: int
+    cells: int
+    sample: int
+    seconds: float
+
+    def summary(self) -> str:
+        """Human summary."""
+        return (
+            f"cells: {self.cells} trained on {self.sample} of {self.photos} photos, every photo assigned, "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def cells_for(photos: int) -> int:
+    """The number of cells for a library of this size."""
+    return max(1, round(photos / PHOTOS_PER_CELL))
+
+
+def needs_training(store: VectorStore, min_photos: int) -> bool:
+    """Whether ingest should train the cells now: the library has `min_photos` photos (0 = never) and
+    the cells are missing, of another model, or trained on under half of today's photos."""
+    if min_photos <= 0:
+        return False
+    photos = store.count(IMAGES)
+    if photos < min_photos:
+        return False
+    cells = Cells.load(store)
+    return cells is None or int(cells.meta.get("photos", 0)) * 2 <= photos
+
+
+def train_cells(
+    store: VectorStore, cells: int | None = None, progress: Progress | None = None, seed: int = 17
+) -> CellsReport:
+    """Train the cells of the images collection and assign every photo to one (see the module docstring).
+
+    Raises CollectionMissing when nothing was ingested, ValueError when the library is too small for
+    the cells asked."""
+    started = time.perf_counter()
+    images_meta = store.collection_meta(IMAGES)
+    if images_meta is None:
+        raise CollectionMissing("there are no photos yet; run `make ingest` first")
+    photos = store.count(IMAGES)
+    count = cells or cells_for(photos)
+    if count < 1 or photos < count * MIN_SAMPLE_PER_CELL:
+        raise ValueError(
+            f"{count} cells need at least {count * MIN_SAMPLE_PER_CELL} photos to train on; "
+            f"the library has {photos}"
+        )
+    store.drop_collection(CELLS)  # from here on, text queries walk HNSW alone until the new cells are stored
+    store.index_integer_field(IMAGES, CELL_FIELD)
+    # Point ids are content hashes, so the first photos in id order are a uniform sample of the library.
+    sample = _first_vectors(store, min(photos, count * SAMPLE_PER_CELL))
+    trained = Cells(_spherical_kmeans(sample, count, seed), {})
+    assigned = 0
+    for ids, vectors in _chunks(store, ASSIGN_CHUNK):
+        cell_of = trained.assign(vectors)
+        for cell in np.unique(cell_of):
+            store.set_payloads(
+                IMAGES, [ids[i] for i in np.flatnonzero(cell_of == cell)], {CELL_FIELD: int(cell)}
+            )
+        assigned += len(ids)
+        if progress is not None:
+            progress(assigned, photos)
+    trained.save(store, images_meta, assigned)
+    return CellsReport(assigned, count, len(sample), time.perf_counter() - started)
+
+
+def cell_point_id(cell: int) -> str:
+    """The id of a centroid's point in CELLS."""
+    return str(uuid.UUID(int=cell + 1))
+
+
+def _same_space(cells_meta: dict[str, Any], images_meta: dict[str, Any]) -> bool:
+    return all(cells_meta.get(k) == images_meta.get(k) for k in ("model", "dim"))
+
+
+def _first_vectors(store: VectorStore, count: int) -> np.ndarray:
+    rows: list[np.ndarray] = []
+    for point in store.scroll(IMAGES, with_vectors=True, batch=1024):
+        if point.vector is not None:
+            rows.append(point.vector)
+        if len(rows) >= count:
+            break
+    return np.stack(rows).astype(np.float32)
+
+
+def _chunks(store: VectorStore, size: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for point in store.scroll(IMAGES, with_vectors=True, batch=1024):
+        if point.vector is None:
+            continue
+        ids.append(point.id)
+        rows.append(point.vector)
+        if len(ids) >= size:
+            yield ids, np.stack(rows)
+            ids, rows = [], []
+    if ids:
+        yield ids, np.stack(rows)
+
+
+def _spherical_kmeans(sample: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Unit centroids of `count` clusters of the sample, by cosine (FAISS's k-means, 20 rounds)."""
+    import faiss  # imported here: the service loads cells without training them
+
+    kmeans = faiss.Kmeans(sample.shape[1], count, niter=20, spherical=True, seed=seed, verbose=False)
+    kmeans.train(np.ascontiguousarray(sample, dtype=np.float32))
+    centroids = np.asarray(kmeans.centroids, dtype=np.float32)
+    return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
