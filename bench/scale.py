@@ -235,7 +235,9 @@ def _store(root: Path, layout: str) -> Any:
 
 
 def build(root: str, layout: str, library: str, places: str, out: str) -> None:
-    """In a fresh process: upsert the library into a new store of `layout`, build HNSW, write a JSON."""
+    """In a fresh process: upsert the library into a new store of `layout`, train the cells, build HNSW,
+    write a JSON."""
+    from core.cells import train_cells
     from core.store.base import IMAGES, PointRecord
 
     vectors = np.load(library, mmap_mode="r")
@@ -255,10 +257,11 @@ def build(root: str, layout: str, library: str, places: str, out: str) -> None:
         if start % 100_000 == 0:
             log(f"{layout}: {start + len(rows):,} upserted")
     upsert_s = time.perf_counter() - started
-    log(f"{layout}: upserts done in {upsert_s:.0f} s; building HNSW")
-    started = time.perf_counter()
-    store.optimize(IMAGES)
-    build_s = time.perf_counter() - started
+    log(f"{layout}: upserts done in {upsert_s:.0f} s; training the text cells, then building HNSW")
+    # As ingest does at the end of a run: the cells first (their payload is written before anything is
+    # indexed), then the index build, which is the training's last step (core/cells.py).
+    trained = train_cells(store)
+    build_s = trained.index_seconds
     stats = store.stats(IMAGES)
     peak = memory_mib()["VmHWM"]
     store.close()
@@ -267,6 +270,8 @@ def build(root: str, layout: str, library: str, places: str, out: str) -> None:
         "upsert_s": round(upsert_s, 1),
         "upsert_per_s": round(len(vectors) / upsert_s, 1),
         "index_build_s": round(build_s, 1),
+        "cells": trained.cells,
+        "cells_train_s": round(trained.seconds - trained.index_seconds, 1),
         "points": stats.points,
         "indexed_vectors": stats.indexed_vectors,
         "build_peak_rss_mib": peak,
@@ -302,9 +307,11 @@ def measure(
     root: str, layout: str, queries_file: str, truth_file: str, rounds: int, efs: str, out: str
 ) -> None:
     """In a fresh process: open the store, warm it, then resident memory; recall and latency at 1 and 8
-    clients as the product serves them (photo queries at HNSW_EF, text ones at HNSW_EF_TEXT), and for
-    each hnsw_ef in `efs` (comma-separated) given to every query alike."""
+    clients as the product serves them (photo queries at HNSW_EF; text ones at HNSW_EF_TEXT merged with
+    an exhaustive search of their TEXT_CELLS_PROBE nearest cells), and for each hnsw_ef in `efs`
+    (comma-separated) given to every query alike, walking alone."""
     import core.store.embedded  # noqa: F401 - loaded before the baseline, so its library is not counted
+    from core.cells import Cells
     from core.settings import Settings
     from core.store.base import IMAGES
 
@@ -317,15 +324,25 @@ def measure(
     points = store.count(IMAGES)
     open_s = time.perf_counter() - started
     half = len(queries) - len(queries) // 2
-    served_beams = [settings.hnsw_ef] * half + [settings.hnsw_ef_text] * (len(queries) - half)
-    served = _row(store, queries, truth, served_beams, rounds)  # its first pass also warms the store
+    cells = Cells.load(store)
+    probe = settings.text_cells_probe if cells is not None else 0
+    served_plans = [Plan(settings.hnsw_ef)] * half + [Plan(settings.hnsw_ef_text, probe)] * (
+        len(queries) - half
+    )
+    served = _row(store, cells, queries, truth, served_plans, rounds)  # its first pass also warms the store
     after = memory_mib()
     resident = resident_by_kind(Path(root))
-    served = {"hnsw_ef": settings.hnsw_ef, "hnsw_ef_text": settings.hnsw_ef_text, **served}
+    served = {
+        "hnsw_ef": settings.hnsw_ef,
+        "hnsw_ef_text": settings.hnsw_ef_text,
+        "text_cells_probe": probe,
+        "cells": cells.count if cells is not None else 0,
+        **served,
+    }
     log(f"{layout} as served: {json.dumps(served)}")
     sweep = []
     for ef in (int(e) for e in efs.split(",")):
-        sweep.append({"hnsw_ef": ef, **_row(store, queries, truth, [ef] * len(queries), rounds)})
+        sweep.append({"hnsw_ef": ef, **_row(store, cells, queries, truth, [Plan(ef)] * len(queries), rounds)})
         log(f"{layout}: {json.dumps(sweep[-1])}")
     store.close()
     result = {
@@ -341,22 +358,38 @@ def measure(
     Path(out).write_text(json.dumps(result))
 
 
-def _row(store: Any, queries: np.ndarray, truth: np.ndarray, beams: list[int], rounds: int) -> dict[str, Any]:
-    """Recall@12 (all, photo half, text half, worst query) and latencies, each query at its own beam."""
-    from core.store.base import IMAGES
+@dataclass(frozen=True)
+class Plan:
+    """How one query is searched: its HNSW beam, and how many of its nearest cells are searched too."""
 
+    beam: int
+    cells: int = 0
+
+
+def _search(store: Any, cells: Any, query: np.ndarray, plan: Plan) -> list[Any]:
+    """The query as the service asks it (search/cells.py): the walk, merged with its cells when probed."""
+    from search.cells import nearest
+
+    probed = cells.probe(query, plan.cells) if plan.cells and cells is not None else None
+    return nearest(store, query, limit=K, hnsw_ef=plan.beam, cells=probed)
+
+
+def _row(
+    store: Any, cells: Any, queries: np.ndarray, truth: np.ndarray, plans: list[Plan], rounds: int
+) -> dict[str, Any]:
+    """Recall@12 (all, photo half, text half, worst query) and latencies, each query by its own plan."""
     half = len(queries) - len(queries) // 2
     recalls = []
-    for query, want, beam in zip(queries, truth, beams, strict=True):
-        got = {uuid.UUID(h.id).int - 1 for h in store.query(IMAGES, query, limit=K, hnsw_ef=beam)}
+    for query, want, plan in zip(queries, truth, plans, strict=True):
+        got = {uuid.UUID(h.id).int - 1 for h in _search(store, cells, query, plan)}
         recalls.append(len(got & set(want.tolist())) / K)
     return {
         "recall_at_12": round(float(np.mean(recalls)), 4),
         "recall_at_12_photo_queries": round(float(np.mean(recalls[:half])), 4),
         "recall_at_12_text_queries": round(float(np.mean(recalls[half:])), 4),
         "recall_at_12_worst_query": round(float(np.min(recalls)), 4),
-        "one_client": _latencies(store, queries, beams, rounds, clients=1),
-        "eight_clients": _latencies(store, queries, beams, rounds, clients=8),
+        "one_client": _latencies(store, cells, queries, plans, rounds, clients=1),
+        "eight_clients": _latencies(store, cells, queries, plans, rounds, clients=8),
     }
 
 
@@ -376,24 +409,22 @@ def resident_by_kind(shard_root: Path) -> dict[str, float]:
 
 
 def _latencies(
-    store: Any, queries: np.ndarray, beams: list[int], rounds: int, clients: int
+    store: Any, cells: Any, queries: np.ndarray, plans: list[Plan], rounds: int, clients: int
 ) -> dict[str, float]:
     """Per-query latency (p50, p95, ms; p50 of the photo and the text half too) and throughput with
     `clients` threads querying at once."""
-    from core.store.base import IMAGES
-
     half = len(queries) - len(queries) // 2
     work = [
-        (n, q, beam) for _ in range(rounds) for n, (q, beam) in enumerate(zip(queries, beams, strict=True))
+        (n, q, plan) for _ in range(rounds) for n, (q, plan) in enumerate(zip(queries, plans, strict=True))
     ]
     times: list[tuple[int, float]] = []
     lock = threading.Lock()
 
-    def client(part: list[tuple[int, np.ndarray, int]]) -> None:
+    def client(part: list[tuple[int, np.ndarray, Plan]]) -> None:
         mine = []
-        for n, query, beam in part:
+        for n, query, plan in part:
             started = time.perf_counter()
-            store.query(IMAGES, query, limit=K, hnsw_ef=beam)
+            _search(store, cells, query, plan)
             mine.append((n, time.perf_counter() - started))
         with lock:
             times.extend(mine)
@@ -457,6 +488,7 @@ def run(
         "rounds": rounds,
         "hnsw_ef": settings.hnsw_ef,
         "hnsw_ef_text": settings.hnsw_ef_text,
+        "text_cells_probe": settings.text_cells_probe,
         "hnsw_m": settings.hnsw_m,
         "hnsw_ef_construct": settings.hnsw_ef_construct,
         "indexing_threshold_kb": settings.indexing_threshold_kb,
@@ -494,7 +526,7 @@ def vectors_and_index_mib(row: dict[str, Any]) -> float:
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets: recall@12 >= 0.98 at p50 <= 5 ms (int8, as served: photo queries at HNSW_EF,
-    text ones at HNSW_EF_TEXT), and the int8 layout's resident vectors and index at most half of the
+    text ones at HNSW_EF_TEXT and their nearest cells), and the int8 layout's resident vectors and index at most half of the
     float32 layout's (measured) or of float32 vectors (computed)."""
     layouts = report["layouts"]
     out: dict[str, Any] = {}
@@ -544,7 +576,14 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Structure measured: " + ", ".join(f"{k} {v}" for k, v in report["distribution"].items()),
         "",
-        "As served (each query at its kind's beam):",
+        "As served (each query at its kind's beam; text queries also search their nearest cells):",
+        "",
+        *[
+            f"- {name}: {row['cells']:,} cells trained in {row['cells_train_s']:,.0f} s before the HNSW "
+            f"build; a text query searches its {row.get('text_cells_probe', 0)} nearest exhaustively."
+            for name, row in report["layouts"].items()
+            if row.get("cells")
+        ],
         "",
         "| layout | upsert/s | HNSW build s | indexed | store RSS MiB (anon + file) | recall@12 (photo / text) "
         "| 1 client p50 / p95 ms (p50 photo / text) | 8 clients p50 / p95 ms, q/s | disk MiB |",
@@ -563,7 +602,8 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "hnsw_ef sweep (every query at the same beam; the first rows are HNSW_EF's and HNSW_EF_TEXT's):",
+        "hnsw_ef sweep (every query at the same beam, walking alone, no cells; the first rows are HNSW_EF's "
+        "and HNSW_EF_TEXT's):",
         "",
         "| layout | hnsw_ef | recall@12 (photo / text, worst query) | 1 client p50 / p95 ms (p50 photo / text) "
         "| 8 clients p50 / p95 ms, q/s |",

@@ -11,7 +11,11 @@ Lifecycle:
   missing or were trained on under half of it; by `make cells` at any time) drops the stored centroids,
   trains spherical k-means on a sample, writes every photo's cell, and only then stores the centroids.
   Killed halfway, no centroids are stored: text queries walk HNSW alone, as before, until the next run.
-- Ingest gives every new photo the cell of its nearest centroid (`Cells.assign`).
+- What a training costs: writing a cell into a stored photo moves the point out of its indexed segment
+  (Qdrant copies a point on update), so a training ends by building the HNSW index again, with twice
+  the disk meanwhile: about what the first build cost (~9 minutes at a million photos on 2 cores). Hence
+  ingest trains rarely, and before its own index build, when the photos it just wrote are not indexed yet.
+- Ingest gives every new photo the cell of its nearest centroid as it writes it (`Cells.assign`): free.
 - The service reads the centroids at start and again when they change (search/cells.py).
 - Centroids of another model than the images collection's (after `make reindex`) are not used.
 """
@@ -29,15 +33,16 @@ import numpy as np
 
 from core.store.base import CELL_FIELD, CELLS, IMAGES, CollectionMissing, PointRecord, VectorStore
 
-# About a thousand photos a cell: probing 4 cells scores ~4,000 photos exhaustively (~1.7 ms at a million,
-# docs/scaling.md), whatever the library's size.
-PHOTOS_PER_CELL = 1000
+# About 250 photos a cell: probing 4 cells scores ~1,000-2,000 photos exhaustively, whatever the library's
+# size. Finer cells find more of a text's photos for the same number scored (docs/scaling.md).
+PHOTOS_PER_CELL = 250
 # k-means wants 39 to 256 training points per centroid (FAISS warns outside that range).
 MIN_SAMPLE_PER_CELL = 39
 SAMPLE_PER_CELL = 64
 ASSIGN_CHUNK = 50_000  # photos read, assigned and written per step of the second pass
+ASSIGN_ROWS = 4096  # photos scored against every centroid at once (4,096 x 4,000 cells = 64 MB)
 
-Progress = Callable[[int, int], None]  # (photos assigned so far, photos in all)
+Progress = Callable[[str, int, int], None]  # (phase, done, total): "training", "assigning", "indexing"
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,13 @@ class Cells:
 
     def assign(self, vectors: np.ndarray) -> np.ndarray:
         """The cell of each photo vector: its nearest centroid."""
-        return np.argmax(np.asarray(vectors, dtype=np.float32) @ self.centroids.T, axis=1)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        cells = np.empty(len(vectors), dtype=np.int64)
+        for start in range(0, len(vectors), ASSIGN_ROWS):  # a bounded score matrix, whatever the count
+            cells[start : start + ASSIGN_ROWS] = np.argmax(
+                vectors[start : start + ASSIGN_ROWS] @ self.centroids.T, axis=1
+            )
+        return cells
 
     def probe(self, vector: np.ndarray, count: int) -> list[int]:
         """The `count` cells whose centroids are nearest to a query vector, nearest first."""
@@ -102,12 +113,13 @@ class CellsReport:
     cells: int
     sample: int
     seconds: float
+    index_seconds: float  # of `seconds`: building the HNSW index again after the photos moved
 
     def summary(self) -> str:
         """Human summary."""
         return (
             f"cells: {self.cells} trained on {self.sample} of {self.photos} photos, every photo assigned, "
-            f"in {self.seconds:.1f} s"
+            f"in {self.seconds:.1f} s ({self.index_seconds:.1f} s of it rebuilding the index)"
         )
 
 
@@ -146,8 +158,10 @@ def train_cells(
             f"{count} cells need at least {count * MIN_SAMPLE_PER_CELL} photos to train on; "
             f"the library has {photos}"
         )
+    report = progress or _no_progress
     store.drop_collection(CELLS)  # from here on, text queries walk HNSW alone until the new cells are stored
     store.index_integer_field(IMAGES, CELL_FIELD)
+    report("training", 0, 0)
     # Point ids are content hashes, so the first photos in id order are a uniform sample of the library.
     sample = _first_vectors(store, min(photos, count * SAMPLE_PER_CELL))
     trained = Cells(_spherical_kmeans(sample, count, seed), {})
@@ -159,10 +173,17 @@ def train_cells(
                 IMAGES, [ids[i] for i in np.flatnonzero(cell_of == cell)], {CELL_FIELD: int(cell)}
             )
         assigned += len(ids)
-        if progress is not None:
-            progress(assigned, photos)
+        report("assigning", assigned, photos)
+    report("indexing", 0, 0)
+    indexing = time.perf_counter()
+    store.optimize(IMAGES)
+    index_seconds = time.perf_counter() - indexing
     trained.save(store, images_meta, assigned)
-    return CellsReport(assigned, count, len(sample), time.perf_counter() - started)
+    return CellsReport(assigned, count, len(sample), time.perf_counter() - started, index_seconds)
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    return None
 
 
 def cell_point_id(cell: int) -> str:
@@ -200,10 +221,10 @@ def _chunks(store: VectorStore, size: int) -> Iterator[tuple[list[str], np.ndarr
 
 
 def _spherical_kmeans(sample: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """Unit centroids of `count` clusters of the sample, by cosine (FAISS's k-means, 20 rounds)."""
+    """Unit centroids of `count` clusters of the sample, by cosine (FAISS's k-means, 10 rounds)."""
     import faiss  # imported here: the service loads cells without training them
 
-    kmeans = faiss.Kmeans(sample.shape[1], count, niter=20, spherical=True, seed=seed, verbose=False)
+    kmeans = faiss.Kmeans(sample.shape[1], count, niter=10, spherical=True, seed=seed, verbose=False)
     kmeans.train(np.ascontiguousarray(sample, dtype=np.float32))
     centroids = np.asarray(kmeans.centroids, dtype=np.float32)
     return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)

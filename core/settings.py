@@ -47,10 +47,10 @@ class Settings(BaseSettings):
     # 256: photo queries (find similar, more like this) keep recall@12 0.998 even at a million photos.
     hnsw_ef: int = Field(256, ge=4, le=4096, description="HNSW search beam width (recall vs speed)")
     # Texts lie across the modality gap, far from every photo, where a graph built over photos is hard to
-    # walk: at a million, recall@12 of text-like queries is 0.84 at 256, 0.95-0.96 at 1024 (docs/scaling.md).
-    # The wider walk costs a few ms, beside the tens of ms that encoding the text takes.
+    # walk: at 100,000 photos recall@12 of text-like queries is 0.98 at 256, 0.99 at 512; at a million the
+    # walk alone reaches 0.93-0.95 at 512, and the cells below lift it (docs/scaling.md).
     hnsw_ef_text: int = Field(
-        1024, ge=4, le=4096, description="HNSW search beam width of queries with a text in them"
+        512, ge=4, le=4096, description="HNSW search beam width of queries with a text in them"
     )
     # A few text queries in a hundred still end their walk in the wrong, biggest cluster of a big library;
     # an exhaustive search of the cells nearest to the text finds those (core/cells.py, docs/scaling.md).

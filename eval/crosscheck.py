@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core.cells import Cells
 from core.settings import Settings, load_settings
 from core.store import (
     IMAGES,
@@ -67,13 +68,19 @@ def recall_by_kind(
     photos: int,
     k: int,
     text_ef: int,
+    text_cells_probe: int = 0,
 ) -> dict[str, Any]:
     """Recall@k as the service searches: the first `photos` queries (stored vectors) at the store's
-    HNSW_EF, the rest (class prompts: texts) at `text_ef` (HNSW_EF_TEXT); overall and by kind."""
+    HNSW_EF, the rest (class prompts: texts) at `text_ef` (HNSW_EF_TEXT) and, where the library has
+    cells, merged with their `text_cells_probe` nearest cells (core/cells.py); overall and by kind."""
     # One exact search for both kinds: FAISS copies every stored vector into its index.
     beams: list[int | None] = [None] * photos
     beams += [text_ef] * (len(queries) - photos)
-    each = recall_per_query(store, IMAGES, ids, vectors, queries, k, beams)
+    trained = Cells.load(store) if text_cells_probe else None
+    cells: list[list[int] | None] = [None] * len(queries)
+    if trained is not None:
+        cells[photos:] = [trained.probe(q, text_cells_probe) for q in queries[photos:]]
+    each = recall_per_query(store, IMAGES, ids, vectors, queries, k, beams, cells)
     photo = float(np.mean(each[:photos])) if photos else None
     text = float(np.mean(each[photos:])) if len(each) > photos else None
     overall = float(np.mean(each)) if each else 0.0
@@ -81,6 +88,7 @@ def recall_by_kind(
         "recall_at_k": round(overall, 4),
         "recall_photo_queries": None if photo is None else round(photo, 4),
         "recall_text_queries": None if text is None else round(text, 4),
+        "text_cells_probed": text_cells_probe if trained is not None else 0,
     }
 
 
@@ -140,7 +148,9 @@ def run_crosscheck(store: VectorStore, settings: Settings, samples: int = 100, k
     report.update(
         {
             "queries": len(queries),
-            **recall_by_kind(store, ids, vectors, queries, photos, k, settings.hnsw_ef_text),
+            **recall_by_kind(
+                store, ids, vectors, queries, photos, k, settings.hnsw_ef_text, settings.text_cells_probe
+            ),
             "indexed_vectors": stats.indexed_vectors,
             "search": "hnsw"
             if stats.indexed_vectors >= len(ids)

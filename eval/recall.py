@@ -40,16 +40,21 @@ def recall_per_query(
     queries: np.ndarray,
     k: int,
     beams: Sequence[int | None] | None = None,
+    cells: Sequence[Sequence[int] | None] | None = None,
 ) -> list[float]:
     """For each query, the fraction of FAISS's exact top-k that the store also returns in its top-k.
 
-    `beams`: each query's HNSW beam width (None: the store's HNSW_EF), as the service gives them."""
+    `beams`: each query's HNSW beam width (None: the store's HNSW_EF); `cells`: the cells each query
+    also searches exhaustively (None: none), as the service gives them (search/cells.py)."""
+    from search.cells import nearest  # the search layer's own merge of the walk and the cells
+
     k = min(k, len(ids))
     truths = truth_sets(ids, exact_top_k(vectors, queries, k))
     per_query = beams if beams is not None else [None] * len(queries)
+    probed = cells if cells is not None else [None] * len(queries)
     return [
-        overlap(truth, (hit.id for hit in store.query(name, query, limit=k, hnsw_ef=beam)))
-        for query, truth, beam in zip(queries, truths, per_query, strict=True)
+        overlap(truth, (h.id for h in nearest(store, query, k, hnsw_ef=beam, cells=c, collection=name)))
+        for query, truth, beam, c in zip(queries, truths, per_query, probed, strict=True)
     ]
 
 

@@ -215,11 +215,12 @@ def run_ingest(
         undecodable.save()
     report.near_duplicates = check_duplicates(settings, store, [c.point_id for c in todo], collapsed)
     report.relabelled = relabel_stale(store, classifier, fingerprint, show_progress)
-    store.optimize(IMAGES)
-    report.total_points = store.count(IMAGES)
-    # Parts run side by side on several machines: the cells are trained by a whole-library run.
+    # Before the index build: the photos this run wrote are not indexed yet, so writing their cells moves
+    # nothing. Parts run side by side on several machines: the cells are trained by a whole-library run.
     if part is None and needs_training(store, settings.cells_min_photos):
         report.cells = _train_cells(store, show_progress, on_progress)
+    store.optimize(IMAGES)
+    report.total_points = store.count(IMAGES)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -230,10 +231,11 @@ def _train_cells(store: VectorStore, show_progress: bool, on_progress: ProgressC
     log.info("training the cells of %d photos (core/cells.py)", photos)
     bar = tqdm(total=photos, desc="cells", unit="img", disable=not show_progress)
 
-    def progress(done: int, total: int) -> None:
+    def progress(phase: str, done: int, total: int) -> None:
+        bar.set_description(f"cells: {phase}")
         bar.update(done - bar.n)
         if on_progress:
-            on_progress("cells", done, total)
+            on_progress(f"cells: {phase}", done, total)
 
     try:
         trained = train_cells(store, progress=progress)

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.settings import Settings, load_settings
-from core.store import IMAGES, PROMPTS, StoreUnavailable, VectorStore, open_store, store_backend
+from core.store import CELLS, IMAGES, PROMPTS, StoreUnavailable, VectorStore, open_store, store_backend
 from core.store.server import ServerStore
 from ops.archive import DATA_DIR, ArchiveWriter, Manifest
 
 log = logging.getLogger(__name__)
 
-COLLECTIONS = (IMAGES, PROMPTS)
+COLLECTIONS = (IMAGES, PROMPTS, CELLS)  # cells only where the library has them (core/cells.py)
 # Files of the data folder that belong to one running service, not to the library.
 NOT_BACKED_UP = {"admin.token"}
 Progress = Callable[[str, int, int], None]

@@ -11,25 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 
-from core.cells import CellsReport, train_cells
+from core.cells import train_cells
 from core.settings import load_settings
-from core.store import CollectionMissing, StoreUnavailable, VectorStore, open_store, store_backend
-
-Progress = Callable[[str, int, int], None]  # (phase, done, total), as the service's jobs report it
-
-
-def run(store: VectorStore, cells: int | None, on_progress: Progress | None = None) -> CellsReport:
-    """Train the cells of the images collection, reporting ("cells", done, total) as photos are assigned."""
-
-    def progress(done: int, total: int) -> None:
-        if on_progress is not None:
-            on_progress("assigning cells", done, total)
-
-    if on_progress is not None:
-        on_progress("training", 0, 0)
-    return train_cells(store, cells=cells, progress=progress)
+from core.store import CollectionMissing, StoreUnavailable, open_store, store_backend
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     store = open_store(settings)
     try:
         store.ping()
-        report = run(store, args.cells, None if args.quiet else _print_progress)
+        report = train_cells(store, cells=args.cells, progress=None if args.quiet else _print_progress)
     except (CollectionMissing, ValueError, StoreUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -108,11 +108,11 @@ def reindex_work(service: SearchService, model: str, batch_size: int) -> Work:
 
 def cells_work(service: SearchService, cells: int | None) -> Work:
     """The training of the text queries' cells as a job of the service, which uses them at once."""
-    from ops.cells import run
+    from core.cells import train_cells
 
     def work(progress: Progress) -> str:
         _, store = service.require_loaded()
-        report = run(store, cells, progress)
+        report = train_cells(store, cells=cells, progress=progress)
         service.stored_cells.forget()
         return report.summary()
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.cells import needs_training
+from core.cells import needs_training, train_cells
 from core.classes import load_classes
 from core.ids import sha256_hex
 from core.images import UnsupportedImage, decode_image
@@ -50,7 +50,6 @@ from core.store import (
 from core.thumbnails import thumb_path
 from core.zero_shot import ZeroShotClassifier, prompts_fingerprint
 from ingest.files import UnreadableFile, max_file_bytes, read_regular_file
-from ops.cells import run as run_cells
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -191,7 +190,7 @@ def reindex(
         report.dropped.append(name)
     report.dropped += drop_leftovers(store)
     if needs_training(store, settings.cells_min_photos):
-        report.cells = run_cells(store, None, on_progress).cells
+        report.cells = train_cells(store, progress=on_progress).cells
     report.seconds = time.perf_counter() - started
     return report
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from core.settings import Settings, load_settings
-from core.store import IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
+from core.store import CELLS, IMAGES, CollectionMismatch, StoreUnavailable, VectorStore, open_store
 from core.store.server import ServerStore
 from ops.archive import ArchiveError, ArchiveReader, Manifest
 from ops.backup import NOT_BACKED_UP
@@ -40,6 +40,8 @@ def restore_backup(settings: Settings, store: VectorStore, archive: Path, force:
                 f"the store already holds {existing} photos; restoring replaces them: add --force "
                 "(make restore ARCHIVE=... ARGS=--force)"
             )
+        # Cells belong to the photos they were trained on: the archive's, or none (trained again later).
+        store.drop_collection(CELLS)
         from_snapshots: list[str] = []
         if isinstance(store, ServerStore) and reader.manifest.extra.get("snapshots", {}).get("collections"):
             from ops.snapshots import restore_snapshots

@@ -57,12 +57,13 @@ def nearest(
     exclude_id: str | None = None,
     hnsw_ef: int | None = None,
     cells: Sequence[int] | None = None,
+    collection: str = IMAGES,
 ) -> list[Hit]:
     """The nearest stored photos, `offset` skipped; with `cells`, the walk's answer merged with an
     exhaustive search of those cells."""
     if not cells:
         return store.query(
-            IMAGES,
+            collection,
             vector,
             limit=limit,
             offset=offset,
@@ -73,10 +74,16 @@ def nearest(
         )
     wanted = offset + limit
     walked = store.query(
-        IMAGES, vector, limit=wanted, label=label, min_score=min_score, exclude_id=exclude_id, hnsw_ef=hnsw_ef
+        collection,
+        vector,
+        limit=wanted,
+        label=label,
+        min_score=min_score,
+        exclude_id=exclude_id,
+        hnsw_ef=hnsw_ef,
     )
     probed = store.query(
-        IMAGES, vector, limit=wanted, label=label, min_score=min_score, exclude_id=exclude_id, cells=cells
+        collection, vector, limit=wanted, label=label, min_score=min_score, exclude_id=exclude_id, cells=cells
     )
     return merged(walked, probed)[offset:wanted]
 

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from core.store.base import CollectionMismatch, CollectionMissing, PointRecord, StoreUnavailable, VectorStore
+from core.store.base import (
+    CELL_FIELD,
+    CollectionMismatch,
+    CollectionMissing,
+    PointRecord,
+    StoreUnavailable,
+    VectorStore,
+)
 from core.store.embedded import EmbeddedStore
 from core.store.server import ServerStore
 from core.store.tuning import StoreTuning
@@ -261,6 +268,32 @@ def test_set_payload_merges(store: VectorStore) -> None:
     assert IDS[9] not in {h.id for h in store.query(NAME, VECTORS[9], limit=COUNT, label="a")}
     # The vector is untouched.
     np.testing.assert_allclose(store.retrieve(NAME, [IDS[9]], True)[0].vector, VECTORS[9], atol=1e-6)  # type: ignore[arg-type]
+
+
+def test_query_within_cells_is_exhaustive_over_them(store: VectorStore) -> None:
+    """Points get a cell in one call per cell; a query restricted to some cells answers from exactly
+    their points, best first, with the label filter and the left-out id still applied."""
+    store.index_integer_field(NAME, CELL_FIELD)
+    store.index_integer_field(NAME, CELL_FIELD)  # indexing an indexed field is no error
+    cell_of = [i % 5 for i in range(COUNT)]
+    for cell in range(5):
+        store.set_payloads(NAME, [IDS[i] for i in range(COUNT) if cell_of[i] == cell], {CELL_FIELD: cell})
+    store.set_payloads(NAME, [], {CELL_FIELD: 9})  # nothing to do is not an error
+    kept = store.retrieve(NAME, [IDS[7]])[0].payload
+    assert kept == {"label": LABELS[7 % 3], "n": 7, "path": "p/7.jpg", CELL_FIELD: 2}  # merged, not replaced
+
+    query = unit_vectors(1, seed=12)[0]
+    inside = {IDS[i] for i in range(COUNT) if cell_of[i] in (1, 3)}
+    expected = [(i, s) for i, s in brute_force(query) if i in inside]
+    hits = store.query(NAME, query, limit=6, cells=[3, 1])
+    assert [h.id for h in hits] == [i for i, _ in expected[:6]]
+    np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected[:6]], atol=1e-5)
+    assert len(store.query(NAME, query, limit=COUNT, cells=[1, 3])) == len(inside)
+    labelled = store.query(NAME, query, limit=COUNT, cells=[1, 3], label="b", exclude_id=expected[0][0])
+    assert {h.id for h in labelled} == {
+        i for i in inside if LABELS[IDS.index(i) % 3] == "b" and i != expected[0][0]
+    }
+    assert store.query(NAME, query, limit=5, cells=[42]) == []
 
 
 def test_stats_and_optimize(store: VectorStore) -> None:
