@@ -47,18 +47,18 @@ class Settings(BaseSettings):
     # 256: photo queries (find similar, more like this) keep recall@12 0.998 even at a million photos.
     hnsw_ef: int = Field(256, ge=4, le=4096, description="HNSW search beam width (recall vs speed)")
     # Texts lie across the modality gap, far from every photo, where a graph built over photos is hard to
-    # walk: at 100,000 photos recall@12 of text-like queries is 0.98 at 256, 0.99 at 512; at a million the
-    # walk alone reaches 0.93-0.95 at 512, and the cells below lift it (docs/scaling.md).
+    # walk. Past CELLS_MIN_PHOTOS the cells below find what the walk misses, and a wider walk buys little
+    # for its time: at a million, 256 with the cells gives text queries recall@12 0.985 (docs/scaling.md).
     hnsw_ef_text: int = Field(
-        512, ge=4, le=4096, description="HNSW search beam width of queries with a text in them"
+        256, ge=4, le=4096, description="HNSW search beam width of queries with a text in them"
     )
-    # A few text queries in a hundred still end their walk in the wrong, biggest cluster of a big library;
-    # an exhaustive search of the cells nearest to the text finds those (core/cells.py, docs/scaling.md).
+    # A few text queries in a hundred end their walk in the wrong, biggest cluster of a big library; a
+    # search restricted to the cells nearest to the text finds those (core/cells.py, docs/scaling.md).
     text_cells_probe: int = Field(
-        4, ge=0, le=64, description="cells a text query also searches exhaustively; 0 = the walk alone"
+        2, ge=0, le=64, description="cells a text query also searches; 0 = the walk alone"
     )
     cells_min_photos: int = Field(
-        100_000,
+        50_000,
         ge=0,
         description="ingest trains the cells once the library has this many photos; 0 = only `make cells`",
     )

@@ -112,6 +112,7 @@ def cells_work(service: SearchService, cells: int | None) -> Work:
 
     def work(progress: Progress) -> str:
         _, store = service.require_loaded()
+        service.stored_cells.forget()  # the old cells are dropped at once: walk alone meanwhile
         report = train_cells(store, cells=cells, progress=progress)
         service.stored_cells.forget()
         return report.summary()

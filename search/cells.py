@@ -1,4 +1,4 @@
-"""Text queries searched two ways at once: the HNSW walk, and the cells nearest to the text exhaustively.
+"""Text queries searched two ways at once: the HNSW walk, and a search of the cells nearest to the text.
 
 The answer is the best of both by score (both are cosine against the original vectors), so the cells can
 only add photos the walk missed; core/cells.py says why a walk misses them and how cells are made.
@@ -59,8 +59,8 @@ def nearest(
     cells: Sequence[int] | None = None,
     collection: str = IMAGES,
 ) -> list[Hit]:
-    """The nearest stored photos, `offset` skipped; with `cells`, the walk's answer merged with an
-    exhaustive search of those cells."""
+    """The nearest stored photos, `offset` skipped; with `cells`, the walk's answer merged with a search
+    restricted to those cells."""
     if not cells:
         return store.query(
             collection,

@@ -407,7 +407,7 @@ class SearchService:
         return None
 
     def _cells(self, query: Query, store: VectorStore, vector: np.ndarray) -> list[int] | None:
-        """The cells a query with a text in it also searches exhaustively (TEXT_CELLS_PROBE of them,
+        """The cells a query with a text in it also searches (TEXT_CELLS_PROBE of them, nearest first,
         core/cells.py); None for photo queries, or while the library has no cells."""
         if not _has_text(query) or self.settings.text_cells_probe == 0:
             return None

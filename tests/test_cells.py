@@ -1,4 +1,4 @@
-"""Cells (core/cells.py, search/cells.py): a text query also searches the cells nearest to it exhaustively.
+"""Cells (core/cells.py, search/cells.py): a text query also searches the cells nearest to it.
 
 On both store backends: training gives every photo its nearest centroid and stores the centroids last; a
 text query is the HNSW walk merged with its cells, so a photo the walk missed is still found, and pages

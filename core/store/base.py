@@ -112,8 +112,8 @@ class VectorStore(abc.ABC):
 
         `hnsw_ef`: this search's HNSW beam width, instead of the store's own (HNSW_EF); text queries walk
         wider (HNSW_EF_TEXT, docs/scaling.md). `cells`: only points whose CELL_FIELD is one of these (a
-        few thousand points), scored exhaustively rather than by a walk, through the int8 copy where there
-        is one (a walk over a filter misses some of them)."""
+        few thousand points; Qdrant plans the search from the payload index: it scores them all, or walks
+        the links it built for each cell, through the int8 copy where there is one)."""
 
     @abc.abstractmethod
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[PointRecord]:

@@ -193,8 +193,7 @@ class ServerStore(VectorStore):
             with_payload=True,
             search_params=models.SearchParams(
                 hnsw_ef=max(hnsw_ef or self.hnsw_ef, limit + offset),
-                # Cells are scored exhaustively (no walk), through the int8 copy where there is one.
-                exact=exact or cells is not None,
+                exact=exact,
                 quantization=_quantization_params(self._tuning_for(name), exact),
             ),
         )
