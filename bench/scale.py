@@ -238,7 +238,8 @@ def _store(root: Path, layout: str) -> Any:
 def build(root: str, layout: str, library: str, places: str, out: str) -> None:
     """In a fresh process: upsert the library into a new store of `layout`, train the cells, build HNSW,
     write a JSON."""
-    from core.cells import train_cells
+    from core.cells import needs_training, train_cells
+    from core.settings import Settings
     from core.store.base import IMAGES, PointRecord
 
     vectors = np.load(library, mmap_mode="r")
@@ -258,11 +259,22 @@ def build(root: str, layout: str, library: str, places: str, out: str) -> None:
         if start % 100_000 == 0:
             log(f"{layout}: {start + len(rows):,} upserted")
     upsert_s = time.perf_counter() - started
-    log(f"{layout}: upserts done in {upsert_s:.0f} s; training the text cells, then building HNSW")
-    # As ingest does at the end of a run: the cells first (their payload is written before anything is
-    # indexed), then the index build, which is the training's last step (core/cells.py).
-    trained = train_cells(store)
-    build_s = trained.index_seconds
+    # As ingest does at the end of a run: past CELLS_MIN_PHOTOS the cells first (their payload is written
+    # before anything is indexed), then the index build, which is the training's last step (core/cells.py).
+    cells, cells_s = 0, 0.0
+    if needs_training(store, Settings(_env_file=None).cells_min_photos):  # type: ignore[call-arg]
+        log(f"{layout}: upserts done in {upsert_s:.0f} s; training the text cells, then building HNSW")
+        trained = train_cells(store)
+        build_s, cells, cells_s = (
+            trained.index_seconds,
+            trained.cells,
+            trained.seconds - trained.index_seconds,
+        )
+    else:
+        log(f"{layout}: upserts done in {upsert_s:.0f} s; building HNSW")
+        started = time.perf_counter()
+        store.optimize(IMAGES)
+        build_s = time.perf_counter() - started
     stats = store.stats(IMAGES)
     peak = memory_mib()["VmHWM"]
     store.close()
@@ -271,8 +283,8 @@ def build(root: str, layout: str, library: str, places: str, out: str) -> None:
         "upsert_s": round(upsert_s, 1),
         "upsert_per_s": round(len(vectors) / upsert_s, 1),
         "index_build_s": round(build_s, 1),
-        "cells": trained.cells,
-        "cells_train_s": round(trained.seconds - trained.index_seconds, 1),
+        "cells": cells,
+        "cells_train_s": round(cells_s, 1),
         "points": stats.points,
         "indexed_vectors": stats.indexed_vectors,
         "build_peak_rss_mib": peak,

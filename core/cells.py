@@ -3,8 +3,8 @@
 Why: a text lies across the modality gap, far from every photo. In a big library the HNSW walk of a few
 text queries in a hundred ends in the biggest cluster of photos, which scores just below the right answer
 everywhere, and finds none of its 12 (docs/scaling.md). Ranking the centroids by the text, exactly, and
-searching only the photos of the few nearest cells (a payload filter on CELL_FIELD, a thousand or two)
-finds those; the walk finds the rest. A text query's answer is the best of both (search/cells.py).
+searching only the photos of the few nearest cells (a payload filter on CELL_FIELD: 500 to 1,000 photos
+for the default 2) finds those; the walk finds the rest. A text query's answer is the best of both (search/cells.py).
 
 The integer payload index on CELL_FIELD does a second thing: Qdrant's HNSW build adds links inside each
 indexed value's points to the graph (its filterable HNSW), so a restricted search walks the cell's own
@@ -21,7 +21,7 @@ Lifecycle:
   the disk meanwhile: about what the first build cost (~9 minutes at a million photos on 2 cores). Hence
   ingest trains rarely, and before its own index build, when the photos it just wrote are not indexed yet.
 - Ingest gives every new photo the cell of its nearest centroid as it writes it (`Cells.assign`): free.
-- The service reads the centroids at start and again when they change (search/cells.py).
+- The service reads the centroids at its first text query, and again when they change (search/cells.py).
 - Centroids of another model than the images collection's (after `make reindex`) are not used.
 """
 
@@ -134,12 +134,13 @@ def cells_for(photos: int) -> int:
 
 
 def needs_training(store: VectorStore, min_photos: int) -> bool:
-    """Whether ingest should train the cells now: the library has `min_photos` photos (0 = never) and
-    the cells are missing, of another model, or trained on under half of today's photos."""
+    """Whether ingest should train the cells now: the library has `min_photos` photos (0 = never; and
+    enough to train one cell) and the cells are missing, of another model, or trained on at most half of
+    today's photos."""
     if min_photos <= 0:
         return False
     photos = store.count(IMAGES)
-    if photos < min_photos:
+    if photos < max(min_photos, MIN_SAMPLE_PER_CELL * cells_for(photos)):
         return False
     cells = Cells.load(store)
     return cells is None or int(cells.meta.get("photos", 0)) * 2 <= photos
@@ -173,10 +174,13 @@ def train_cells(
     assigned = 0
     for ids, vectors in _chunks(store, ASSIGN_CHUNK):
         cell_of = trained.assign(vectors)
-        for cell in np.unique(cell_of):
-            store.set_payloads(
-                IMAGES, [ids[i] for i in np.flatnonzero(cell_of == cell)], {CELL_FIELD: int(cell)}
-            )
+        store.set_payloads(
+            IMAGES,
+            [
+                ([ids[i] for i in np.flatnonzero(cell_of == c)], {CELL_FIELD: int(c)})
+                for c in np.unique(cell_of)
+            ],
+        )
         assigned += len(ids)
         report("assigning", assigned, photos)
     report("indexing", 0, 0)

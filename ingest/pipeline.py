@@ -31,7 +31,7 @@ from core.payload import (
 )
 from core.phash import MIN_SIDE as PHASH_MIN_SIDE
 from core.settings import Settings
-from core.store.base import CELL_FIELD, CELLS, IMAGES, PROMPTS, PointRecord, VectorStore
+from core.store.base import CELL_FIELD, CELLS, IMAGES, PROMPTS, PointRecord, StoreError, VectorStore
 from core.thumbnails import remove_thumb, write_thumb
 from core.zero_shot import ZeroShotClassifier, classifier_spec
 from ingest.attribution import attribution_for
@@ -215,8 +215,9 @@ def run_ingest(
         undecodable.save()
     report.near_duplicates = check_duplicates(settings, store, [c.point_id for c in todo], collapsed)
     report.relabelled = relabel_stale(store, classifier, fingerprint, show_progress)
-    # Before the index build: the photos this run wrote are not indexed yet, so writing their cells moves
-    # nothing. Parts run side by side on several machines: the cells are trained by a whole-library run.
+    # Before the index build: in the embedded store the photos this run wrote are not indexed yet, so
+    # writing their cells moves nothing (a server indexes in the background). Parts run side by side on
+    # several machines: the cells are trained by a whole-library run.
     if part is None and needs_training(store, settings.cells_min_photos):
         report.cells = _train_cells(store, show_progress, on_progress)
     store.optimize(IMAGES)
@@ -239,6 +240,9 @@ def _train_cells(store: VectorStore, show_progress: bool, on_progress: ProgressC
 
     try:
         trained = train_cells(store, progress=progress)
+    except (StoreError, ValueError) as err:  # the photos are in; text search walks alone until `make cells`
+        log.error("the text search's cells could not be trained (`make cells` tries again): %s", err)
+        return 0
     finally:
         bar.close()
     log.info("%s", trained.summary())

@@ -20,7 +20,7 @@ from core.store import CollectionMissing, StoreUnavailable, open_store, store_ba
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops.cells", description=__doc__)
     parser.add_argument(
-        "--cells", type=int, default=None, help="how many cells (default: one per 1,000 photos)"
+        "--cells", type=int, default=None, help="how many cells (default: one per 250 photos)"
     )
     parser.add_argument("--no-handoff", action="store_true", help="never hand the work to a running service")
     parser.add_argument("--quiet", action="store_true", help="no progress")

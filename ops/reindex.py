@@ -42,6 +42,7 @@ from core.store import (
     PROMPTS,
     CollectionMismatch,
     PointRecord,
+    StoreError,
     StoreUnavailable,
     VectorStore,
     open_store,
@@ -76,6 +77,7 @@ class ReindexReport:
     switched: bool = False
     dropped: list[str] = field(default_factory=list)
     cells: int = 0  # cells trained for the new model (a big library, core/cells.py)
+    cells_error: str | None = None  # why they could not be
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -92,6 +94,8 @@ class ReindexReport:
             lines.append(f"set CLIP_MODEL={self.model} in .env (or the environment) before the next restart")
         if self.cells:
             lines.append(f"text search cells trained for {self.model}: {self.cells:,}")
+        if self.cells_error:
+            lines.append(f"text search cells not trained ({self.cells_error}): run `make cells`")
         lines += [f"  left out {path}: {why}" for path, why in self.left_out]
         return "\n".join(lines)
 
@@ -190,7 +194,11 @@ def reindex(
         report.dropped.append(name)
     report.dropped += drop_leftovers(store)
     if needs_training(store, settings.cells_min_photos):
-        report.cells = train_cells(store, progress=on_progress).cells
+        try:  # the switch is done: a failure here leaves text search walking alone, until `make cells`
+            report.cells = train_cells(store, progress=on_progress).cells
+        except (StoreError, ValueError) as err:
+            report.cells_error = str(err)
+            log.error("the new model's cells could not be trained (`make cells` tries again): %s", err)
     report.seconds = time.perf_counter() - started
     return report
 

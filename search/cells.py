@@ -1,7 +1,7 @@
 """Text queries searched two ways at once: the HNSW walk, and a search of the cells nearest to the text.
 
-The answer is the best of both by score (both are cosine against the original vectors), so the cells can
-only add photos the walk missed; core/cells.py says why a walk misses them and how cells are made.
+The answer is the best of both by score (both are the same cosine: rescored by the original vectors with
+QUANTIZATION_RESCORE), so the cells can only add photos the walk missed; core/cells.py says why a walk misses them and how cells are made.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.cells import Cells
-from core.store import CELLS, IMAGES, Hit, VectorStore
+from core.store import CELLS, IMAGES, CollectionMissing, Hit, VectorStore
 
 
 class StoredCells:
@@ -37,8 +37,12 @@ class StoredCells:
                 self._checked_at = now
                 meta = store.collection_meta(CELLS)
                 if meta != self._meta:
-                    self._cells = Cells.load(store) if meta is not None else None
-                    self._meta = meta
+                    try:
+                        self._cells = Cells.load(store) if meta is not None else None
+                    except CollectionMissing:  # dropped while read: a training began
+                        self._cells = None
+                    # Remembered only once read whole: centroids still being written are read again.
+                    self._meta = meta if self._cells is not None or meta is None else None
             return self._cells
 
     def forget(self) -> None:

@@ -18,18 +18,20 @@ import pytest
 from qdrant_client import QdrantClient
 
 import core.cells
+import ingest.pipeline
 from api import create_app
 from api.routes.admin import write_admin_token
 from core.cells import Cells, needs_training, train_cells
 from core.model import ClipModel
 from core.settings import Settings
-from core.store import CELL_FIELD, CELLS, IMAGES, Hit, VectorStore
+from core.store import CELL_FIELD, CELLS, IMAGES, Hit, StoreUnavailable, VectorStore
 from core.store.embedded import EmbeddedStore
 from core.store.server import ServerStore
 from ingest.handoff import TOKEN_HEADER
 from ingest.pipeline import run_ingest
 from ops import cells as cells_cli
 from search import PageRequest, Query, SearchService, StoredTerm, TextTerm
+from search.cells import StoredCells
 from tests.image_factory import jpeg_bytes, photo, write
 from tests.ops_helpers import make_library
 
@@ -137,7 +139,8 @@ def test_a_text_query_finds_the_photo_its_walk_missed(
     found = _ids(service, Query(TextTerm(text), page=PageRequest(k=8)))
     if probe:  # both cells: the merged answer is the exhaustive one, the missed photo first
         assert found == expected
-        assert missing.probed == [None, [*missing.probed[1]]] and sorted(missing.probed[1]) == [0, 1]  # type: ignore[arg-type]
+        assert len(missing.probed) == 2 and missing.probed[0] is None  # the walk, then the cells
+        assert sorted(missing.probed[1] or []) == [0, 1]
     else:  # the walk alone: the photo stays missing (what this test would see without cells)
         assert expected[0] not in found and found == expected[1:] + found[7:]
         assert missing.probed == [None]
@@ -165,10 +168,12 @@ def test_pages_of_a_probed_text_search_neither_overlap_nor_skip(
     settings, store = trained
     service = SearchService(settings, encoder, store)
     text = TEXTS[2]
+    expected = _brute_force(_vectors(store), service.text_vector(text))[:15]
+    # The walk misses the 7th: on the second page, only the cells' search finds it.
+    service.store = MissedByTheWalk(store, hidden=expected[6])  # type: ignore[assignment]
     pages = [_ids(service, Query(TextTerm(text), page=PageRequest(k=5, offset=o))) for o in (0, 5, 10)]
     whole = _ids(service, Query(TextTerm(text), page=PageRequest(k=15)))
-    assert [i for page in pages for i in page] == whole
-    assert whole == _brute_force(_vectors(store), service.text_vector(text))[:15]
+    assert [i for page in pages for i in page] == whole == expected
 
 
 def test_cells_of_another_model_are_not_used(trained: tuple[Settings, VectorStore]) -> None:
@@ -235,6 +240,60 @@ def test_too_few_photos_or_none_are_refused(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="at least 78 photos"):
             train_cells(store, cells=2)
         assert store.collection_meta(CELLS) is None
+        assert not needs_training(store, min_photos=1)  # ingest never asks for what cannot be trained
+    finally:
+        store.close()
+
+
+class CellsBeingWritten:
+    """The real store, while a training writes the centroids: the meta is there, the points not all yet,
+    or the whole collection is dropped in the middle of a read."""
+
+    def __init__(self, inner: VectorStore) -> None:
+        self._inner = inner
+        self.centroids_shown = 1  # of the stored ones
+        self.dropped = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def scroll(self, name: str, with_vectors: bool = False, batch: int = 256) -> Iterator[Any]:
+        if name == CELLS and self.dropped:
+            raise core.cells.CollectionMissing("dropped by a training")
+        points = list(self._inner.scroll(name, with_vectors, batch))
+        return iter(points[: self.centroids_shown] if name == CELLS else points)
+
+
+def test_the_service_reads_cells_again_once_they_are_written_whole(
+    trained: tuple[Settings, VectorStore],
+) -> None:
+    _, store = trained
+    cells = StoredCells()
+    cells.CHECK_S = 0.0  # type: ignore[misc]
+    writing = CellsBeingWritten(store)
+    assert cells.current(writing) is None  # 1 of 2 centroids: as good as none
+    writing.centroids_shown = 2
+    found = cells.current(writing)  # the same meta as before, read again all the same
+    assert found is not None and found.count == 2
+    writing.dropped = True
+    cells.forget()
+    assert cells.current(writing) is None  # dropped while read: the walk alone, not an error
+
+
+def test_a_failed_training_leaves_the_ingest_whole(
+    tmp_path: Path, encoder: ClipModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("the store went away")
+
+    monkeypatch.setattr(ingest.pipeline, "train_cells", unavailable)
+    settings = _settings(tmp_path, encoder, cells_min_photos=40)
+    make_library(settings.images_dir, 40)
+    store = EmbeddedStore(settings.shard_dir)
+    try:
+        report = run_ingest(settings, encoder, store, show_progress=False)
+        assert report.new == 40 and report.cells == 0 and report.total_points == 40
+        assert store.stats(IMAGES).points == 40
     finally:
         store.close()
 

@@ -276,9 +276,12 @@ def test_query_within_cells_is_exhaustive_over_them(store: VectorStore) -> None:
     store.index_integer_field(NAME, CELL_FIELD)
     store.index_integer_field(NAME, CELL_FIELD)  # indexing an indexed field is no error
     cell_of = [i % 5 for i in range(COUNT)]
-    for cell in range(5):
-        store.set_payloads(NAME, [IDS[i] for i in range(COUNT) if cell_of[i] == cell], {CELL_FIELD: cell})
-    store.set_payloads(NAME, [], {CELL_FIELD: 9})  # nothing to do is not an error
+    store.set_payloads(
+        NAME,
+        [([IDS[i] for i in range(COUNT) if cell_of[i] == cell], {CELL_FIELD: cell}) for cell in range(5)],
+    )
+    store.set_payloads(NAME, [([], {CELL_FIELD: 9})])  # nothing to do is not an error
+    store.set_payloads(NAME, [])
     kept = store.retrieve(NAME, [IDS[7]])[0].payload
     assert kept == {"label": LABELS[7 % 3], "n": 7, "path": "p/7.jpg", CELL_FIELD: 2}  # merged, not replaced
 

@@ -84,11 +84,12 @@ class VectorStore(abc.ABC):
     def set_payload(self, name: str, point_id: str, payload: dict[str, Any]) -> None:
         """Merge `payload` into one point's payload."""
 
-    def set_payloads(self, name: str, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
-        """Merge the same `payload` into each of these points' payloads (one store call where the
-        adapter can)."""
-        for point_id in point_ids:
-            self.set_payload(name, point_id, payload)
+    def set_payloads(self, name: str, updates: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
+        """Merge each update's payload into each of its points' payloads (one store call where the
+        adapter can: a training writes thousands of these at once)."""
+        for point_ids, payload in updates:
+            for point_id in point_ids:
+                self.set_payload(name, point_id, payload)
 
     @abc.abstractmethod
     def index_integer_field(self, name: str, field: str) -> None:
@@ -112,7 +113,7 @@ class VectorStore(abc.ABC):
 
         `hnsw_ef`: this search's HNSW beam width, instead of the store's own (HNSW_EF); text queries walk
         wider (HNSW_EF_TEXT, docs/scaling.md). `cells`: only points whose CELL_FIELD is one of these (a
-        few thousand points; Qdrant plans the search from the payload index: it scores them all, or walks
+        thousand or so; Qdrant plans the search from the payload index: it scores them all, or walks
         the links it built for each cell, through the int8 copy where there is one)."""
 
     @abc.abstractmethod

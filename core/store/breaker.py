@@ -130,9 +130,9 @@ class CircuitBreakerStore(VectorStore):
         """See VectorStore."""
         self._call(self.inner.set_payload, name, point_id, payload)
 
-    def set_payloads(self, name: str, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
+    def set_payloads(self, name: str, updates: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
         """See VectorStore."""
-        self._call(self.inner.set_payloads, name, point_ids, payload)
+        self._call(self.inner.set_payloads, name, updates)
 
     def index_integer_field(self, name: str, field: str) -> None:
         """See VectorStore."""

@@ -192,12 +192,13 @@ class EmbeddedStore(VectorStore):
         with self._lock:
             self._require(name).update(UpdateOperation.set_payload([point_id], payload))
 
-    def set_payloads(self, name: str, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
-        """Merge the same payload keys into many points, in one update."""
-        if not point_ids:
-            return
+    def set_payloads(self, name: str, updates: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
+        """Merge each update's payload keys into its points, one update each, under one lock."""
         with self._lock:
-            self._require(name).update(UpdateOperation.set_payload(list(point_ids), payload))
+            shard = self._require(name)
+            for point_ids, payload in updates:
+                if point_ids:
+                    shard.update(UpdateOperation.set_payload(list(point_ids), payload))
 
     def index_integer_field(self, name: str, field: str) -> None:
         """Index an integer payload field (creating an existing index again is a no-op in Edge)."""

@@ -158,10 +158,15 @@ class ServerStore(VectorStore):
         self.client.set_payload(name, payload=payload, points=[point_id], wait=True)
 
     @_unavailable_on_network_errors
-    def set_payloads(self, name: str, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
-        """Merge the same payload keys into many points, in one call."""
-        if point_ids:
-            self.client.set_payload(name, payload=payload, points=list(point_ids), wait=True)
+    def set_payloads(self, name: str, updates: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
+        """Merge each update's payload keys into its points: one batch call per 1,000 updates."""
+        operations = [
+            models.SetPayloadOperation(set_payload=models.SetPayload(payload=payload, points=list(ids)))
+            for ids, payload in updates
+            if ids
+        ]
+        for start in range(0, len(operations), 1000):
+            self.client.batch_update_points(name, operations[start : start + 1000], wait=True)
 
     @_unavailable_on_network_errors
     def index_integer_field(self, name: str, field: str) -> None:
