@@ -47,10 +47,10 @@ class Settings(BaseSettings):
     # 256: photo queries (find similar, more like this) keep recall@12 0.998 even at a million photos.
     hnsw_ef: int = Field(256, ge=4, le=4096, description="HNSW search beam width (recall vs speed)")
     # Texts lie across the modality gap, far from every photo, where a graph built over photos is hard to
-    # walk. Past CELLS_MIN_PHOTOS the cells below find what the walk misses, and a wider walk buys little
-    # for its time: at a million, 256 with the cells gives text queries recall@12 0.985 (docs/scaling.md).
+    # walk: at a million, with the cells below, text queries' recall@12 is 0.978-0.980 at 256 and
+    # 0.990-0.998 at 512, for 1.3 ms more (docs/scaling.md); encoding the text takes 60-80 ms.
     hnsw_ef_text: int = Field(
-        256, ge=4, le=4096, description="HNSW search beam width of queries with a text in them"
+        512, ge=4, le=4096, description="HNSW search beam width of queries with a text in them"
     )
     # A few text queries in a hundred end their walk in the wrong, biggest cluster of a big library; a
     # search restricted to the cells nearest to the text finds those (core/cells.py, docs/scaling.md).

@@ -70,11 +70,11 @@ def test_scale_bench_small_run_writes_its_report(tmp_path: Path) -> None:
         assert 0.9 <= layout["recall_at_12"] <= 1.0
         assert layout["one_client"]["p50_ms"] > 0 and layout["eight_clients"]["queries_per_s"] > 0
         assert layout["store_rss_mib"] > 0
-        assert (layout["hnsw_ef"], layout["hnsw_ef_text"]) == (256, 256)  # as served: a beam per kind
+        assert (layout["hnsw_ef"], layout["hnsw_ef_text"]) == (256, 512)  # as served: a beam per kind
         assert (layout["cells"], layout["text_cells_probe"]) == (16, 2)  # texts probe their cells too
         assert layout["cells_train_s"] > 0
         assert layout["one_client"]["p50_ms_text_queries"] > 0
-        assert [row["hnsw_ef"] for row in layout["ef_sweep"]] == [256, 128, 512]
+        assert [row["hnsw_ef"] for row in layout["ef_sweep"]] == [256, 512, 128]
     assert "int8_copy" in report["layouts"]["int8"]["disk_mib"]
     assert "int8_copy" not in report["layouts"]["float32"]["disk_mib"]
     assert "int8_over_float32_vectors_and_index" in report["targets"]

@@ -201,8 +201,6 @@ def test_diverse_hides_the_near_identical_copies(backend: Any) -> None:
 def test_queries_with_a_text_walk_the_wider_beam(backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """HNSW_EF_TEXT for any query holding a text (across the modality gap), HNSW_EF for photos alone."""
     service, vectors = backend
-    # A beam unlike HNSW_EF's (by default both are 256: a big library's cells do the rest, core/cells.py).
-    monkeypatch.setattr(service, "settings", service.settings.model_copy(update={"hnsw_ef_text": 512}))
     beams: list[int | None] = []
     real = service.store.query
 
