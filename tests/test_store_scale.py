@@ -224,8 +224,17 @@ def test_server_creates_collections_with_the_cluster_layout(
     prompts = created(calls, PROMPTS)
     assert (prompts["shard_number"], prompts["replication_factor"]) == (6, 2)
     assert "quantization_config" not in prompts and "on_disk" not in prompts["vectors"]
-    index_calls = [path for method, path, _ in calls if method == "PUT" and "/index" in path]
-    assert len(index_calls) == 2
+    # Each collection indexes its class label (keyword) and its text-search cell (integer), once.
+    index_calls = sorted(
+        (path, body["field_name"], body["field_schema"])
+        for method, path, body in calls
+        if method == "PUT" and "/index" in path
+    )
+    assert index_calls == sorted(
+        (f"/collections/{name}/index?wait=true", field, schema)
+        for name in (IMAGES, PROMPTS)
+        for field, schema in (("label", "keyword"), ("cell", "integer"))
+    )
 
 
 def test_server_defaults_send_a_single_unreplicated_shard(
