@@ -169,7 +169,7 @@ def train_cells(
     store.index_integer_field(IMAGES, CELL_FIELD)
     report("training", 0, 0)
     # Point ids are content hashes, so the first photos in id order are a uniform sample of the library.
-    sample = _first_vectors(store, min(photos, count * SAMPLE_PER_CELL))
+    _, sample = next(_chunks(store, min(photos, count * SAMPLE_PER_CELL)))
     trained = Cells(_spherical_kmeans(sample, count, seed), {})
     assigned = 0
     for ids, vectors in _chunks(store, ASSIGN_CHUNK):
@@ -204,17 +204,8 @@ def _same_space(cells_meta: dict[str, Any], images_meta: dict[str, Any]) -> bool
     return all(cells_meta.get(k) == images_meta.get(k) for k in ("model", "dim"))
 
 
-def _first_vectors(store: VectorStore, count: int) -> np.ndarray:
-    rows: list[np.ndarray] = []
-    for point in store.scroll(IMAGES, with_vectors=True, batch=1024):
-        if point.vector is not None:
-            rows.append(point.vector)
-        if len(rows) >= count:
-            break
-    return np.stack(rows).astype(np.float32)
-
-
 def _chunks(store: VectorStore, size: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """The stored photos' ids and vectors, `size` at a time, in id order."""
     ids: list[str] = []
     rows: list[np.ndarray] = []
     for point in store.scroll(IMAGES, with_vectors=True, batch=1024):

@@ -228,12 +228,12 @@ def run_ingest(
 
 def _train_cells(store: VectorStore, show_progress: bool, on_progress: ProgressCallback | None) -> int:
     """Train the text queries' cells now (core/cells.py); the number of cells."""
-    photos = store.count(IMAGES)
-    log.info("training the cells of %d photos (core/cells.py)", photos)
-    bar = tqdm(total=photos, desc="cells", unit="img", disable=not show_progress)
+    log.info("training the text search's cells (core/cells.py)")
+    bar = tqdm(desc="cells", unit="img", disable=not show_progress)
 
     def progress(phase: str, done: int, total: int) -> None:
         bar.set_description(f"cells: {phase}")
+        bar.total = total or None  # the photos, while they are assigned; none for the other phases
         bar.update(done - bar.n)
         if on_progress:
             on_progress(f"cells: {phase}", done, total)
