@@ -4,7 +4,8 @@ Why: a text lies across the modality gap, far from every photo. In a big library
 text queries in a hundred ends in the biggest cluster of photos, which scores just below the right answer
 everywhere, and finds none of its 12 (docs/scaling.md). Ranking the centroids by the text, exactly, and
 searching only the photos of the few nearest cells (a payload filter on CELL_FIELD: 500 to 1,000 photos
-for the default 2) finds those; the walk finds the rest. A text query's answer is the best of both (search/cells.py).
+for the default 2) finds those; the walk finds the rest. A text query's answer is the best of both
+(search/cells.py).
 
 The integer payload index on CELL_FIELD does a second thing: Qdrant's HNSW build adds links inside each
 indexed value's points to the graph (its filterable HNSW), so a restricted search walks the cell's own

@@ -45,7 +45,7 @@ def recall_per_query(
     """For each query, the fraction of FAISS's exact top-k that the store also returns in its top-k.
 
     `beams`: each query's HNSW beam width (None: the store's HNSW_EF); `cells`: the cells each query
-    also searches exhaustively (None: none), as the service gives them (search/cells.py)."""
+    also searches (None: none), as the service gives them (search/cells.py)."""
     from search.cells import nearest  # the search layer's own merge of the walk and the cells
 
     k = min(k, len(ids))

@@ -1,7 +1,8 @@
 """Text queries searched two ways at once: the HNSW walk, and a search of the cells nearest to the text.
 
 The answer is the best of both by score (both are the same cosine: rescored by the original vectors with
-QUANTIZATION_RESCORE), so the cells can only add photos the walk missed; core/cells.py says why a walk misses them and how cells are made.
+QUANTIZATION_RESCORE), so the cells can only add photos the walk missed; core/cells.py says why a walk
+misses them and how cells are made.
 """
 
 from __future__ import annotations
