@@ -80,16 +80,14 @@ class VectorStore(abc.ABC):
     def upsert(self, name: str, points: Sequence[PointRecord]) -> None:
         """Insert or replace points; durable when it returns."""
 
-    @abc.abstractmethod
     def set_payload(self, name: str, point_id: str, payload: dict[str, Any]) -> None:
         """Merge `payload` into one point's payload."""
+        self.set_payloads(name, [([point_id], payload)])
 
+    @abc.abstractmethod
     def set_payloads(self, name: str, updates: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
-        """Merge each update's payload into each of its points' payloads (one store call where the
-        adapter can: a training writes thousands of these at once)."""
-        for point_ids, payload in updates:
-            for point_id in point_ids:
-                self.set_payload(name, point_id, payload)
+        """Merge each update's payload into each of its points' payloads, in one store call where the
+        adapter can (a training writes thousands of these at once)."""
 
     @abc.abstractmethod
     def index_integer_field(self, name: str, field: str) -> None:

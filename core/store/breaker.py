@@ -126,10 +126,6 @@ class CircuitBreakerStore(VectorStore):
         """See VectorStore."""
         self._call(self.inner.upsert, name, points)
 
-    def set_payload(self, name: str, point_id: str, payload: dict[str, Any]) -> None:
-        """See VectorStore."""
-        self._call(self.inner.set_payload, name, point_id, payload)
-
     def set_payloads(self, name: str, updates: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
         """See VectorStore."""
         self._call(self.inner.set_payloads, name, updates)

@@ -187,11 +187,6 @@ class EmbeddedStore(VectorStore):
         with self._lock:
             self._require(name).update(UpdateOperation.upsert_points(batch))
 
-    def set_payload(self, name: str, point_id: str, payload: dict[str, Any]) -> None:
-        """Merge payload keys into one point."""
-        with self._lock:
-            self._require(name).update(UpdateOperation.set_payload([point_id], payload))
-
     def set_payloads(self, name: str, updates: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
         """Merge each update's payload keys into its points, one update each, under one lock."""
         with self._lock:

@@ -153,11 +153,6 @@ class ServerStore(VectorStore):
         self.client.upsert(name, points=structs, wait=True)
 
     @_unavailable_on_network_errors
-    def set_payload(self, name: str, point_id: str, payload: dict[str, Any]) -> None:
-        """Merge payload keys into one point."""
-        self.client.set_payload(name, payload=payload, points=[point_id], wait=True)
-
-    @_unavailable_on_network_errors
     def set_payloads(self, name: str, updates: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
         """Merge each update's payload keys into its points: one batch call per 1,000 updates."""
         operations = [
